@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: MIT
+/* core/xact.c: page transitions: take BUSY, fence writers, change state, wake. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "core/core-internal.h"
+#include "core/uffd.h"
+
+/* Sleep until @pte is no longer BUSY (it was, holding @e, when we looked). */
+static void wait_not_busy(_Atomic uint64_t *pte, uint64_t e)
+{
+	if (!(e & OVC_PTE_WAITERS)) {
+		if (!atomic_compare_exchange_strong_explicit(pte, &e, e | OVC_PTE_WAITERS,
+							     memory_order_relaxed,
+							     memory_order_relaxed))
+			return;	/* changed: let the caller look again */
+		e |= OVC_PTE_WAITERS;
+	}
+	/* The futex word is the entry's low half; it holds BUSY and WAITERS. */
+	syscall(SYS_futex, (uint32_t *)pte, FUTEX_WAIT_PRIVATE, (uint32_t)e,
+		NULL, NULL, 0);
+}
+
+static void unlock_taken(struct ovc_xact *x, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		ovc__pte_unlock(x->ram, x->rg, x->gfn + i, x->old[i]);
+}
+
+int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
+		    unsigned int npages, unsigned int flags)
+{
+	struct ovc_region *rg;
+	bool any_resident = false;
+	unsigned int i;
+	int ret;
+
+	if (!x || !ram || npages == 0 || npages > OVC_XACT_MAX_PAGES ||
+	    (flags & ~OVC_XACT_WAIT))
+		return -EINVAL;
+	rg = ovc__ram_region_gfn(ram, gfn);
+	if (!rg || gfn - rg->gfn0 + npages > rg->npages)
+		return -EINVAL;
+
+	x->ram = ram;
+	x->rg = rg;
+	x->gfn = gfn;
+	x->npages = npages;
+	x->flags = flags;
+	x->wp = false;
+
+	for (i = 0; i < npages; i++) {
+		_Atomic uint64_t *pte = &rg->pt[gfn - rg->gfn0 + i];
+		uint64_t e;
+
+		for (;;) {
+			e = atomic_load_explicit(pte, memory_order_relaxed);
+			if (e & OVC_PTE_BUSY) {
+				if (!(flags & OVC_XACT_WAIT)) {
+					unlock_taken(x, i);
+					return -EBUSY;
+				}
+				wait_not_busy(pte, e);
+				continue;
+			}
+			if (atomic_compare_exchange_weak_explicit(pte, &e, e | OVC_PTE_BUSY,
+								  memory_order_acquire,
+								  memory_order_relaxed))
+				break;
+		}
+		atomic_fetch_add_explicit(&ram->busy_pages, 1, memory_order_relaxed);
+		x->old[i] = e;
+		x->new_e[i] = e;
+		x->fill[i] = NULL;
+		x->failed[i] = false;
+		if (ovc__pte_state(e) == OVC_PAGE_RESIDENT)
+			any_resident = true;
+	}
+
+	if (any_resident) {
+		ret = ovc__uffd_wp(ram, (uintptr_t)ovc__region_hva(rg, gfn),
+				   (size_t)npages << OVC_PAGE_SHIFT, true);
+		if (ret) {
+			ovc__err(ram->log, "transition: write-protect gfn 0x%llx+%u: %s",
+				 (unsigned long long)gfn, npages, strerror(-ret));
+			unlock_taken(x, npages);
+			return ret;
+		}
+		x->wp = true;
+	}
+	return 0;
+}
+
+void ovc__xact_set(struct ovc_xact *x, unsigned int i, unsigned int state,
+		   uint64_t payload, const void *fill)
+{
+	if (i >= x->npages || state >= OVC_PAGE_NR_STATES ||
+	    payload > OVC_PTE_PAYLOAD_MAX)
+		OVC_BUG("bad transition target: page %u/%u state %u payload 0x%llx",
+			i, x->npages, state, (unsigned long long)payload);
+	x->new_e[i] = ovc__pte_make(state, payload) |
+		      (x->old[i] & OVC_PTE_ACCESSED);
+	x->fill[i] = fill;
+}
+
+static bool is_resident(uint64_t e)
+{
+	return ovc__pte_state(e) == OVC_PAGE_RESIDENT;
+}
+
+static bool holds_store_handle(uint64_t e)
+{
+	unsigned int st = ovc__pte_state(e);
+
+	return st == OVC_PAGE_COMPRESSED || st == OVC_PAGE_SWAPPED ||
+	       st == OVC_PAGE_SHARED;
+}
+
+/* Put @src into the hole at @gfn; the page is BUSY and not resident. */
+static int fill_page(struct ovc_xact *x, uint64_t gfn, const void *src)
+{
+	struct uffdio_copy c = {
+		.dst = (uintptr_t)ovc__region_hva(x->rg, gfn),
+		.src = (uintptr_t)src,
+		.len = OVC_PAGE_SIZE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+	int tries = 0;
+
+	while (ioctl(x->ram->uffd, UFFDIO_COPY, &c) < 0) {
+		if (errno != EAGAIN || ++tries > 1000)
+			return -errno;
+		c.copy = 0;
+		sched_yield();
+	}
+	return 0;
+}
+
+static int punch_run(struct ovc_xact *x, unsigned int first, unsigned int n)
+{
+	unsigned int i;
+	int ret;
+
+	ret = ovc__ram_punch(x->ram, x->rg, x->gfn + first, n);
+	if (ret) {
+		ovc__err(x->ram->log, "transition: punch gfn 0x%llx+%u: %s; pages stay resident",
+			 (unsigned long long)(x->gfn + first), n, strerror(-ret));
+		for (i = first; i < first + n; i++)
+			x->failed[i] = true;
+	}
+	return ret;
+}
+
+int ovc__xact_commit(struct ovc_xact *x)
+{
+	struct ovc_ram *ram = x->ram;
+	unsigned int i, run = 0, nfailed = 0;
+	int ret = 0, r;
+
+	/* 1. Contents for pages coming back: copied in atomically, still BUSY. */
+	for (i = 0; i < x->npages; i++) {
+		if (is_resident(x->old[i]) || !is_resident(x->new_e[i]))
+			continue;
+		if (!x->fill[i])
+			OVC_BUG("gfn 0x%llx made resident without contents",
+				(unsigned long long)(x->gfn + i));
+		r = fill_page(x, x->gfn + i, x->fill[i]);
+		if (r) {
+			ovc__err(ram->log, "transition: fill gfn 0x%llx: %s; page stays %s",
+				 (unsigned long long)(x->gfn + i), strerror(-r),
+				 ovc_page_state_name((int)ovc__pte_state(x->old[i])));
+			x->failed[i] = true;
+			ret = ret ? ret : r;
+		}
+	}
+
+	/* 2. Resident pages leaving: punch them out, in runs. */
+	for (i = 0; i <= x->npages; i++) {
+		bool leaving = i < x->npages && is_resident(x->old[i]) &&
+			       !is_resident(x->new_e[i]);
+
+		if (leaving) {
+			run++;
+			continue;
+		}
+		if (run) {
+			r = punch_run(x, i - run, run);
+			ret = ret ? ret : r;
+			run = 0;
+		}
+	}
+
+	/* 3. Let writers through again; punched pages fault as missing. */
+	if (x->wp) {
+		r = ovc__uffd_wp(ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn),
+				 (size_t)x->npages << OVC_PAGE_SHIFT, false);
+		if (r)	/* The engine releases stray write-protection on fault. */
+			ovc__warn(ram->log, "transition: un-write-protect gfn 0x%llx+%u: %s",
+				  (unsigned long long)x->gfn, x->npages, strerror(-r));
+	}
+
+	/* 4. Publish. The old handle dies here; a failed page's new one is the caller's. */
+	for (i = 0; i < x->npages; i++) {
+		uint64_t old = x->old[i];
+		uint64_t final = x->failed[i] ? old : x->new_e[i];
+
+		if (x->failed[i])
+			nfailed++;
+		if (final != old && holds_store_handle(old))
+			ovc__ram_store_release(ram, x->gfn + i, old);
+		ovc__pte_account(ram, old, final);
+		ovc__pte_unlock(ram, x->rg, x->gfn + i, final);
+	}
+	atomic_fetch_add_explicit(&ram->xact_committed, x->npages - nfailed,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&ram->xact_aborted, nfailed, memory_order_relaxed);
+	return ret;
+}
+
+void ovc__xact_abort(struct ovc_xact *x)
+{
+	int r;
+
+	if (x->wp) {
+		r = ovc__uffd_wp(x->ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn),
+				 (size_t)x->npages << OVC_PAGE_SHIFT, false);
+		if (r)
+			ovc__warn(x->ram->log, "transition: un-write-protect gfn 0x%llx+%u: %s",
+				  (unsigned long long)x->gfn, x->npages, strerror(-r));
+	}
+	unlock_taken(x, x->npages);
+	atomic_fetch_add_explicit(&x->ram->xact_aborted, x->npages, memory_order_relaxed);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: MIT */
+/* host/: the host and VM objects and the manager thread (internal API). */
+#ifndef OVC_HOST_INTERNAL_H
+#define OVC_HOST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <urcu/list.h>
+
+#include <ovc/host.h>
+#include "core/core-internal.h"
+
+/*
+ * typedef ovc_tick_fn - work the manager thread runs each tick, after the
+ * VMs' counters are folded. Called from the manager thread with no lock held.
+ */
+typedef void (*ovc_tick_fn)(struct ovc_host *host, void *opaque);
+
+#define OVC_HOST_MAX_TICK_HOOKS 8
+
+/**
+ * struct ovc_vm_tick - what the manager folded for one VM on its last tick
+ * @at_ns: CLOCK_MONOTONIC time of the fold
+ * @mem: the counters then
+ * @faults_per_sec: served faults per second over the last tick
+ */
+struct ovc_vm_tick {
+	uint64_t at_ns;
+	struct ovc_mem_stats mem;
+	double faults_per_sec;
+};
+
+struct ovc_vm {
+	struct ovc_host *host;
+	struct cds_list_head node;	/* in host->vms, under host->lock */
+	char name[64];
+	struct ovc_ram *ram;
+	struct ovc_vm_tick tick;	/* under host->lock */
+};
+
+/**
+ * struct ovc_host - everything ovc runs for one VMM.
+ *
+ * Locks: @lock protects @vms, @nvms, each VM's @tick and the tick hooks; it is
+ * taken before any VM's RAM lock. @mgr_lock with @mgr_cond only paces and
+ * stops the manager thread; nothing is taken inside it.
+ */
+struct ovc_host {
+	struct ovc_log log;
+	struct ovc_host_config cfg;
+	struct ovc_fault_engine *engine;
+
+	pthread_mutex_t lock;		/* protects vms, nvms, ticks, hooks */
+	struct cds_list_head vms;
+	unsigned int nvms;
+	struct {
+		ovc_tick_fn fn;
+		void *opaque;
+	} hooks[OVC_HOST_MAX_TICK_HOOKS];
+	unsigned int nhooks;
+
+	pthread_t manager;
+	pthread_mutex_t mgr_lock;	/* protects mgr_stop; pairs with mgr_cond */
+	pthread_cond_t mgr_cond;
+	bool mgr_stop;
+	_Atomic uint64_t ticks;		/* ATOMIC */
+};
+
+/* The VM's guest memory, for mechanisms and tests. */
+static inline struct ovc_ram *ovc__vm_ram(struct ovc_vm *vm)
+{
+	return vm->ram;
+}
+
+/* Add work to every tick. Return 0, -ENOSPC. Takes host->lock. */
+int ovc__host_add_tick_hook(struct ovc_host *host, ovc_tick_fn fn, void *opaque);
+
+/* Run one tick now, in the calling thread (the manager does this each period). */
+void ovc__host_tick(struct ovc_host *host);
+
+/* Copy out what the last tick folded for @vm. Takes host->lock. */
+void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out);
+
+#endif /* OVC_HOST_INTERNAL_H */

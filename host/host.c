@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: MIT
+/* host/host.c: the host object, its manager thread and its VMs. */
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include <urcu/urcu-memb.h>
+
+#include "host/host-internal.h"
+
+OVC_EXPORT void ovc_host_config_init(struct ovc_host_config *cfg)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fault_threads = 2;
+	cfg->tick_ms = 1000;
+	cfg->log_level = OVC_LOG_INFO;
+}
+
+static int check_config(const struct ovc_host_config *cfg)
+{
+	if (cfg->fault_threads < 1 || cfg->fault_threads > 64)
+		return -EINVAL;
+	if (cfg->tick_ms < 10 || cfg->tick_ms > 60000)
+		return -EINVAL;
+	return 0;
+}
+
+static void fold_vm(struct ovc_vm *vm, uint64_t now)
+{
+	struct ovc_vm_tick *t = &vm->tick;
+	uint64_t before = 0, after = 0;
+	struct ovc_mem_stats st;
+	int k;
+
+	ovc__ram_get_stats(vm->ram, &st);
+	for (k = 0; k < OVC_FAULT_NR_KINDS; k++) {
+		if (k == OVC_FAULT_WAIT || k == OVC_FAULT_SPURIOUS)
+			continue;
+		before += t->mem.faults[k];
+		after += st.faults[k];
+	}
+	t->faults_per_sec = t->at_ns && now > t->at_ns ?
+		(double)(after - before) * 1e9 / (double)(now - t->at_ns) : 0.0;
+	t->mem = st;
+	t->at_ns = now;
+}
+
+void ovc__host_tick(struct ovc_host *host)
+{
+	uint64_t now = ovc__now_ns();
+	struct ovc_vm *vm;
+	unsigned int i, n;
+	struct {
+		ovc_tick_fn fn;
+		void *opaque;
+	} hooks[OVC_HOST_MAX_TICK_HOOKS];
+
+	pthread_mutex_lock(&host->lock);
+	cds_list_for_each_entry(vm, &host->vms, node)
+		fold_vm(vm, now);
+	n = host->nhooks;
+	memcpy(hooks, host->hooks, sizeof(hooks));
+	pthread_mutex_unlock(&host->lock);
+
+	for (i = 0; i < n; i++)
+		hooks[i].fn(host, hooks[i].opaque);
+	atomic_fetch_add_explicit(&host->ticks, 1, memory_order_relaxed);
+}
+
+static void *manager_thread(void *arg)
+{
+	struct ovc_host *host = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&host->mgr_lock);
+	while (!host->mgr_stop) {
+		next.tv_nsec += (long)(host->cfg.tick_ms % 1000) * 1000000L;
+		next.tv_sec += host->cfg.tick_ms / 1000 + next.tv_nsec / 1000000000L;
+		next.tv_nsec %= 1000000000L;
+		while (!host->mgr_stop &&
+		       pthread_cond_timedwait(&host->mgr_cond, &host->mgr_lock, &next) != ETIMEDOUT)
+			;
+		if (host->mgr_stop)
+			break;
+		pthread_mutex_unlock(&host->mgr_lock);
+		ovc__host_tick(host);
+		pthread_mutex_lock(&host->mgr_lock);
+	}
+	pthread_mutex_unlock(&host->mgr_lock);
+	return NULL;
+}
+
+OVC_EXPORT struct ovc_host *ovc_host_new(const struct ovc_host_config *cfg)
+{
+	struct ovc_host_config defaults;
+	pthread_condattr_t ca;
+	struct ovc_host *host;
+	int ret;
+
+	if (!cfg) {
+		ovc_host_config_init(&defaults);
+		cfg = &defaults;
+	}
+	if (check_config(cfg)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	host = calloc(1, sizeof(*host));
+	if (!host)
+		return NULL;
+	host->cfg = *cfg;
+	host->log.fn = cfg->log_fn;
+	host->log.opaque = cfg->log_opaque;
+	host->log.level = cfg->log_level;
+	CDS_INIT_LIST_HEAD(&host->vms);
+
+	ret = pthread_mutex_init(&host->lock, NULL);
+	if (ret)
+		goto err_free;
+	ret = pthread_mutex_init(&host->mgr_lock, NULL);
+	if (ret)
+		goto err_destroy_lock;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(&host->mgr_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (ret)
+		goto err_destroy_mgr_lock;
+
+	host->engine = ovc__fault_engine_new(&host->log, cfg->fault_threads);
+	if (!host->engine) {
+		ret = errno;
+		goto err_destroy_cond;
+	}
+	ret = pthread_create(&host->manager, NULL, manager_thread, host);
+	if (ret)
+		goto err_destroy_engine;
+	return host;
+
+err_destroy_engine:
+	ovc__fault_engine_destroy(host->engine);
+err_destroy_cond:
+	pthread_cond_destroy(&host->mgr_cond);
+err_destroy_mgr_lock:
+	pthread_mutex_destroy(&host->mgr_lock);
+err_destroy_lock:
+	pthread_mutex_destroy(&host->lock);
+err_free:
+	free(host);
+	errno = ret;
+	return NULL;
+}
+
+OVC_EXPORT int ovc_host_destroy(struct ovc_host *host)
+{
+	if (!host)
+		return -EINVAL;
+	pthread_mutex_lock(&host->lock);
+	if (host->nvms) {
+		ovc__err(&host->log, "host_destroy: %u VMs still alive", host->nvms);
+		pthread_mutex_unlock(&host->lock);
+		return -EBUSY;
+	}
+	pthread_mutex_unlock(&host->lock);
+
+	pthread_mutex_lock(&host->mgr_lock);
+	host->mgr_stop = true;
+	pthread_cond_signal(&host->mgr_cond);
+	pthread_mutex_unlock(&host->mgr_lock);
+	pthread_join(host->manager, NULL);
+
+	ovc__fault_engine_destroy(host->engine);
+	/* Callbacks queued by RCU users below must run before the host goes. */
+	urcu_memb_barrier();
+	pthread_cond_destroy(&host->mgr_cond);
+	pthread_mutex_destroy(&host->mgr_lock);
+	pthread_mutex_destroy(&host->lock);
+	free(host);
+	return 0;
+}
+
+OVC_EXPORT uint64_t ovc_host_ticks(const struct ovc_host *host)
+{
+	return host ? atomic_load_explicit(&host->ticks, memory_order_relaxed) : 0;
+}
+
+OVC_EXPORT unsigned int ovc_host_vm_count(struct ovc_host *host)
+{
+	unsigned int n;
+
+	if (!host)
+		return 0;
+	pthread_mutex_lock(&host->lock);
+	n = host->nvms;
+	pthread_mutex_unlock(&host->lock);
+	return n;
+}
+
+int ovc__host_add_tick_hook(struct ovc_host *host, ovc_tick_fn fn, void *opaque)
+{
+	int ret = -ENOSPC;
+
+	if (!host || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&host->lock);
+	if (host->nhooks < OVC_HOST_MAX_TICK_HOOKS) {
+		host->hooks[host->nhooks].fn = fn;
+		host->hooks[host->nhooks].opaque = opaque;
+		host->nhooks++;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&host->lock);
+	return ret;
+}
+
+static bool valid_name(const char *name)
+{
+	size_t i, n;
+
+	if (!name)
+		return false;
+	n = strlen(name);
+	if (n == 0 || n > 63)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+/* Called with host->lock held. */
+static struct ovc_vm *find_vm(struct ovc_host *host, const char *name)
+{
+	struct ovc_vm *vm;
+
+	cds_list_for_each_entry(vm, &host->vms, node) {
+		if (!strcmp(vm->name, name))
+			return vm;
+	}
+	return NULL;
+}
+
+OVC_EXPORT struct ovc_vm *ovc_vm_new(struct ovc_host *host, const char *name)
+{
+	struct ovc_vm *vm;
+	int ret;
+
+	if (!host || !valid_name(name)) {
+		if (host)
+			ovc__err(&host->log, "vm_new: bad name (1-63 characters of A-Za-z0-9_.-)");
+		errno = EINVAL;
+		return NULL;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return NULL;
+	vm->host = host;
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	vm->ram = ovc__ram_new(&host->log);
+	if (!vm->ram) {
+		ret = errno;
+		goto err_free;
+	}
+
+	pthread_mutex_lock(&host->lock);
+	if (find_vm(host, name)) {
+		ovc__err(&host->log, "vm_new: a VM named '%s' exists", name);
+		ret = EEXIST;
+		goto err_unlock;
+	}
+	ret = -ovc__fault_engine_attach(host->engine, vm->ram);
+	if (ret)
+		goto err_unlock;
+	cds_list_add_tail(&vm->node, &host->vms);
+	host->nvms++;
+	pthread_mutex_unlock(&host->lock);
+	return vm;
+
+err_unlock:
+	pthread_mutex_unlock(&host->lock);
+	ovc__ram_destroy(vm->ram);
+err_free:
+	free(vm);
+	errno = ret;
+	return NULL;
+}
+
+OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
+{
+	struct ovc_host *host;
+
+	if (!vm)
+		return -EINVAL;
+	host = vm->host;
+	pthread_mutex_lock(&host->lock);
+	cds_list_del(&vm->node);
+	host->nvms--;
+	pthread_mutex_unlock(&host->lock);
+
+	ovc__fault_engine_detach(host->engine, vm->ram);
+	ovc__ram_destroy(vm->ram);
+	free(vm);
+	return 0;
+}
+
+OVC_EXPORT const char *ovc_vm_name(const struct ovc_vm *vm)
+{
+	return vm ? vm->name : NULL;
+}
+
+OVC_EXPORT int ovc_vm_add_ram(struct ovc_vm *vm, uint64_t gpa, uint64_t size, void **hva)
+{
+	if (!vm || !hva)
+		return -EINVAL;
+	return ovc__ram_add_range(vm->ram, gpa, size, hva);
+}
+
+OVC_EXPORT int ovc_vm_get_mem_stats(struct ovc_vm *vm, struct ovc_mem_stats *st)
+{
+	if (!vm || !st)
+		return -EINVAL;
+	ovc__ram_get_stats(vm->ram, st);
+	return 0;
+}
+
+OVC_EXPORT int ovc_vm_page_state(struct ovc_vm *vm, uint64_t gpa, int *busy)
+{
+	_Atomic uint64_t *pte;
+	uint64_t e;
+
+	if (!vm)
+		return -EINVAL;
+	pte = ovc__ram_pte(vm->ram, gpa >> OVC_PAGE_SHIFT);
+	if (!pte)
+		return -EINVAL;
+	e = atomic_load_explicit(pte, memory_order_relaxed);
+	if (busy)
+		*busy = !!(e & OVC_PTE_BUSY);
+	return (int)ovc__pte_state(e);
+}
+
+void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out)
+{
+	pthread_mutex_lock(&vm->host->lock);
+	*out = vm->tick;
+	pthread_mutex_unlock(&vm->host->lock);
+}

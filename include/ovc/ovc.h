@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: MIT */
+/* ovc: the whole public API. */
+#ifndef OVC_OVC_H
+#define OVC_OVC_H
+
+#include <ovc/common.h>
+#include <ovc/core.h>
+#include <ovc/host.h>
+
+#endif /* OVC_OVC_H */

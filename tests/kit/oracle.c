@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: MIT
+/* tests/kit/oracle.c: the integrity oracle: versioned self-checking pages under random transitions. */
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "host/host-internal.h"
+#include "tests/kit/memstore.h"
+#include "tests/kit/oracle.h"
+
+#define WORDS (OVC_PAGE_SIZE / sizeof(uint64_t))
+#define MAGIC 0x6f76632d70616765ULL	/* "ovc-page" */
+#define CHAOS_MAX_RUN 8
+#define MAX_REPORTS 5
+
+struct shadow {
+	atomic_flag lock;
+	uint32_t version;	/* 0: the page must read as all zeros */
+};
+
+struct oracle {
+	const struct oracle_config *cfg;
+	struct ovc_vm *vm;
+	struct ovc_ram *ram;
+	uint64_t *base;
+	struct shadow *shadow;
+	struct memstore *zip, *swp;
+	_Atomic bool stop;
+	_Atomic uint64_t accesses, writes, corrupt, transitions, aborts, busy;
+	_Atomic unsigned int reports;
+};
+
+static uint64_t splitmix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static uint64_t word(uint64_t page, uint32_t v, uint64_t i)
+{
+	return splitmix((page << 24) ^ ((uint64_t)v << 4) ^ i ^ 0xa5a5a5a5ULL * (i + 1));
+}
+
+static void report(struct oracle *o, uint64_t page, uint32_t v, const uint64_t *w,
+		   const char *what)
+{
+	if (atomic_fetch_add(&o->reports, 1) < MAX_REPORTS)
+		fprintf(stderr, "oracle: CORRUPT page %" PRIu64 " expected version %u: %s "
+			"(header %016" PRIx64 " %016" PRIx64 ")\n",
+			page, v, what, w[0], w[1]);
+}
+
+static bool verify(struct oracle *o, uint64_t page, uint32_t v)
+{
+	const volatile uint64_t *vw = o->base + page * WORDS;
+	uint64_t w[WORDS];
+	uint64_t i;
+
+	for (i = 0; i < WORDS; i++)
+		w[i] = vw[i];
+	if (v == 0) {
+		for (i = 0; i < WORDS; i++) {
+			if (w[i]) {
+				report(o, page, v, w, "not zero");
+				return false;
+			}
+		}
+		return true;
+	}
+	if (w[0] != (MAGIC ^ page) || w[1] != v) {
+		report(o, page, v, w, "wrong page or version");
+		return false;
+	}
+	if (w[2] != XXH3_64bits(&w[3], (WORDS - 3) * sizeof(uint64_t))) {
+		report(o, page, v, w, "checksum");
+		return false;
+	}
+	for (i = 3; i < WORDS; i++) {
+		if (w[i] != word(page, v, i)) {
+			report(o, page, v, w, "body");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void write_page(struct oracle *o, uint64_t page, uint32_t v)
+{
+	uint64_t *pw = o->base + page * WORDS;
+	uint64_t i;
+
+	if (v == 0) {
+		memset(pw, 0, OVC_PAGE_SIZE);
+		return;
+	}
+	for (i = 3; i < WORDS; i++)
+		pw[i] = word(page, v, i);
+	pw[2] = XXH3_64bits(&pw[3], (WORDS - 3) * sizeof(uint64_t));
+	pw[1] = v;
+	pw[0] = MAGIC ^ page;
+}
+
+static void lock_page(struct shadow *s)
+{
+	while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire))
+		sched_yield();
+}
+
+static void unlock_page(struct shadow *s)
+{
+	atomic_flag_clear_explicit(&s->lock, memory_order_release);
+}
+
+static void *accessor(void *arg)
+{
+	struct oracle *o = arg;
+	const struct oracle_config *cfg = o->cfg;
+	uint64_t seed = splitmix(cfg->seed ^ (uintptr_t)&seed) | 1;
+
+	while (!atomic_load_explicit(&o->stop, memory_order_relaxed)) {
+		uint64_t page = rnd(&seed) % cfg->npages;
+		unsigned int dice = (unsigned int)(rnd(&seed) % 100);
+		struct shadow *s = &o->shadow[page];
+
+		lock_page(s);
+		if (!verify(o, page, s->version))
+			atomic_fetch_add_explicit(&o->corrupt, 1, memory_order_relaxed);
+		if (dice < cfg->zero_pct) {
+			s->version = 0;
+			write_page(o, page, 0);
+			atomic_fetch_add_explicit(&o->writes, 1, memory_order_relaxed);
+		} else if (dice < cfg->zero_pct + cfg->write_pct) {
+			s->version = s->version + 1 ? s->version + 1 : 1;
+			write_page(o, page, s->version);
+			atomic_fetch_add_explicit(&o->writes, 1, memory_order_relaxed);
+		}
+		unlock_page(s);
+		atomic_fetch_add_explicit(&o->accesses, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+static bool all_zero(const uint64_t *w)
+{
+	uint64_t i;
+
+	for (i = 0; i < WORDS; i++) {
+		if (w[i])
+			return false;
+	}
+	return true;
+}
+
+/* Decide page i's target; a new store handle is recorded in @made. */
+static void chaos_page(struct oracle *o, struct ovc_xact *x, unsigned int i,
+		       uint64_t *seed, uint64_t (*bufs)[WORDS], uint64_t *made)
+{
+	uint64_t e = ovc__xact_old(x, i), h, gfn = x->gfn + i;
+	unsigned int st = ovc__pte_state(e);
+	bool coin = rnd(seed) & 1;
+	struct memstore *to;
+
+	made[i] = 0;
+	switch (st) {
+	case OVC_PAGE_RESIDENT:
+		memcpy(bufs[i], ovc__xact_hva(x, i), OVC_PAGE_SIZE);
+		if (all_zero(bufs[i])) {
+			ovc__xact_set(x, i, coin ? OVC_PAGE_ZERO : OVC_PAGE_BALLOONED, 0, NULL);
+			return;
+		}
+		to = coin ? o->zip : o->swp;
+		if (memstore_save(to, bufs[i], &h) == 0) {
+			ovc__xact_set(x, i, coin ? OVC_PAGE_COMPRESSED : OVC_PAGE_SWAPPED,
+				      h, NULL);
+			made[i] = h;
+		}
+		return;
+	case OVC_PAGE_COMPRESSED:
+	case OVC_PAGE_SWAPPED:
+		if (ovc__ram_store_load(o->ram, gfn, e, bufs[i]))
+			return;
+		if (coin) {	/* prefetch-style: back in place */
+			ovc__xact_set(x, i, OVC_PAGE_RESIDENT, 0, bufs[i]);
+			return;
+		}
+		/* tier eviction-style: to the other store */
+		to = st == OVC_PAGE_COMPRESSED ? o->swp : o->zip;
+		if (memstore_save(to, bufs[i], &h) == 0) {
+			ovc__xact_set(x, i, st == OVC_PAGE_COMPRESSED ? OVC_PAGE_SWAPPED :
+				      OVC_PAGE_COMPRESSED, h, NULL);
+			made[i] = h;
+		}
+		return;
+	case OVC_PAGE_ZERO:
+	case OVC_PAGE_BALLOONED:
+		if (coin)
+			ovc__xact_set(x, i, st == OVC_PAGE_ZERO ? OVC_PAGE_BALLOONED :
+				      OVC_PAGE_ZERO, 0, NULL);
+		return;
+	}
+}
+
+static struct memstore *store_of(struct oracle *o, unsigned int st)
+{
+	return st == OVC_PAGE_COMPRESSED ? o->zip : o->swp;
+}
+
+static void *chaos(void *arg)
+{
+	struct oracle *o = arg;
+	uint64_t seed = splitmix(o->cfg->seed ^ 0xc4a05) | 1;
+	uint64_t made[CHAOS_MAX_RUN];
+	uint64_t (*bufs)[WORDS] = aligned_alloc(OVC_PAGE_SIZE, CHAOS_MAX_RUN * OVC_PAGE_SIZE);
+	struct ovc_xact *x = malloc(sizeof(*x));
+
+	uint64_t taken = 0, t0 = ovc__now_ns();
+
+	if (!x || !bufs) {
+		free(x);
+		free(bufs);
+		return NULL;
+	}
+	while (!atomic_load_explicit(&o->stop, memory_order_relaxed)) {
+		if (o->cfg->chaos_rate) {
+			/* Pace: sleep while ahead of chaos_rate pages per second. */
+			uint64_t due = taken * 1000000000ULL / o->cfg->chaos_rate;
+			uint64_t now = ovc__now_ns() - t0;
+
+			if (now < due) {
+				usleep((useconds_t)((due - now) / 1000 + 1));
+				continue;
+			}
+		}
+		uint64_t gfn = rnd(&seed) % o->cfg->npages;
+		unsigned int n = 1 + (unsigned int)(rnd(&seed) % CHAOS_MAX_RUN), i;
+		bool abort_it = rnd(&seed) % 10 == 0;
+
+		if (gfn + n > o->cfg->npages)
+			n = (unsigned int)(o->cfg->npages - gfn);
+		taken += n;
+		if (ovc__xact_begin(x, o->ram, gfn, n, 0)) {
+			atomic_fetch_add_explicit(&o->busy, 1, memory_order_relaxed);
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			chaos_page(o, x, i, &seed, bufs, made);
+		if (abort_it) {
+			for (i = 0; i < n; i++) {
+				if (made[i])
+					memstore_drop(store_of(o, ovc__pte_state(x->new_e[i])),
+						      made[i]);
+			}
+			ovc__xact_abort(x);
+			atomic_fetch_add_explicit(&o->aborts, n, memory_order_relaxed);
+			continue;
+		}
+		ovc__xact_commit(x);
+		for (i = 0; i < n; i++) {
+			if (x->failed[i] && made[i])
+				memstore_drop(store_of(o, ovc__pte_state(x->new_e[i])), made[i]);
+			else if (!x->failed[i] && x->new_e[i] != x->old[i])
+				atomic_fetch_add_explicit(&o->transitions, 1, memory_order_relaxed);
+		}
+	}
+	free(bufs);
+	free(x);
+	return NULL;
+}
+
+void oracle_config_init(struct oracle_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->accessors = 2;
+	cfg->npages = 4096;
+	cfg->min_accesses = 100000;
+	cfg->seconds = 0;
+	cfg->max_seconds = 600;
+	cfg->write_pct = 30;
+	cfg->zero_pct = 2;
+	cfg->chaos = true;
+	cfg->seed = 42;
+}
+
+static double elapsed(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int oracle_run(struct ovc_host *host, const struct oracle_config *cfg,
+	       struct oracle_result *res)
+{
+	pthread_t threads[64], chaos_thread;
+	struct oracle o = { .cfg = cfg };
+	unsigned int i, started = 0;
+	struct timespec t0;
+	char name[32];
+	void *hva;
+	uint64_t p;
+	int ret;
+
+	if (!host || !cfg || !res || cfg->accessors == 0 || cfg->accessors > 64 ||
+	    cfg->npages == 0 || cfg->write_pct + cfg->zero_pct > 100)
+		return -EINVAL;
+	memset(res, 0, sizeof(*res));
+	snprintf(name, sizeof(name), "oracle-%u", (unsigned int)getpid());
+	o.vm = ovc_vm_new(host, name);
+	if (!o.vm)
+		return -errno;
+	ret = ovc_vm_add_ram(o.vm, 0, cfg->npages << OVC_PAGE_SHIFT, &hva);
+	if (ret)
+		goto out_vm;
+	o.base = hva;
+	o.ram = ovc__vm_ram(o.vm);
+	o.shadow = calloc(cfg->npages, sizeof(*o.shadow));
+	o.zip = memstore_new(cfg->npages);
+	o.swp = memstore_new(cfg->npages);
+	if (!o.shadow || !o.zip || !o.swp) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (p = 0; p < cfg->npages; p++)
+		atomic_flag_clear(&o.shadow[p].lock);
+	ovc__ram_set_store(o.ram, OVC_PAGE_COMPRESSED, &memstore_ops, o.zip);
+	ovc__ram_set_store(o.ram, OVC_PAGE_SWAPPED, &memstore_ops, o.swp);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < cfg->accessors; i++) {
+		ret = -pthread_create(&threads[i], NULL, accessor, &o);
+		if (ret)
+			goto out_stop;
+		started++;
+	}
+	if (cfg->chaos) {
+		ret = -pthread_create(&chaos_thread, NULL, chaos, &o);
+		if (ret)
+			goto out_stop;
+	}
+	for (;;) {
+		double t = elapsed(&t0);
+
+		if (t >= cfg->max_seconds)
+			break;
+		if (t >= cfg->seconds &&
+		    atomic_load(&o.accesses) >= cfg->min_accesses)
+			break;
+		usleep(10000);
+	}
+out_stop:
+	atomic_store(&o.stop, true);
+	for (i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	if (cfg->chaos && started == cfg->accessors)
+		pthread_join(chaos_thread, NULL);
+	res->seconds = elapsed(&t0);
+
+	/* Final sweep: every page, whatever state it was left in. */
+	for (p = 0; p < cfg->npages; p++) {
+		if (!verify(&o, p, o.shadow[p].version))
+			atomic_fetch_add(&o.corrupt, 1);
+	}
+	ovc_vm_get_mem_stats(o.vm, &res->mem);
+	res->accesses = atomic_load(&o.accesses);
+	res->writes = atomic_load(&o.writes);
+	res->transitions = atomic_load(&o.transitions);
+	res->aborts = atomic_load(&o.aborts);
+	res->busy = atomic_load(&o.busy);
+	res->corrupt = atomic_load(&o.corrupt);
+	/* The sweep brought every page back: the stores must be empty. */
+	res->store_leaks = memstore_used(o.zip) + memstore_used(o.swp);
+out_free:
+	free(o.shadow);
+out_vm:
+	if (ovc_vm_destroy(o.vm) && !ret)
+		ret = -EIO;
+	memstore_destroy(o.zip);
+	memstore_destroy(o.swp);
+	return ret;
+}
+
+void oracle_print(const struct oracle_result *r, FILE *out)
+{
+	const struct ovc_mem_stats *m = &r->mem;
+
+	fprintf(out, "accesses     %" PRIu64 "\n", r->accesses);
+	fprintf(out, "writes       %" PRIu64 "\n", r->writes);
+	fprintf(out, "transitions  %" PRIu64 "\n", r->transitions);
+	fprintf(out, "aborts       %" PRIu64 "\n", r->aborts);
+	fprintf(out, "busy         %" PRIu64 "\n", r->busy);
+	fprintf(out, "faults       zero %" PRIu64 " ballooned %" PRIu64 " store %" PRIu64
+		" wp %" PRIu64 " wait %" PRIu64 " spurious %" PRIu64 " error %" PRIu64 "\n",
+		m->faults[OVC_FAULT_ZERO], m->faults[OVC_FAULT_BALLOONED],
+		m->faults[OVC_FAULT_STORE], m->faults[OVC_FAULT_WP],
+		m->faults[OVC_FAULT_WAIT], m->faults[OVC_FAULT_SPURIOUS],
+		m->faults[OVC_FAULT_ERROR]);
+	fprintf(out, "fault_ns     p50 %" PRIu64 " p99 %" PRIu64 "\n",
+		ovc_mem_stats_fault_quantile_ns(m, 0.5),
+		ovc_mem_stats_fault_quantile_ns(m, 0.99));
+	fprintf(out, "seconds      %.1f\n", r->seconds);
+	fprintf(out, "rate         %.0f accesses/s\n",
+		r->seconds > 0 ? (double)r->accesses / r->seconds : 0.0);
+	fprintf(out, "store_leaks  %" PRIu64 "\n", r->store_leaks);
+	fprintf(out, "corrupt      %" PRIu64 "\n", r->corrupt);
+}
