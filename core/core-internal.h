@@ -149,8 +149,9 @@ struct ovc_store_ops {
  * typedef ovc_fatal_fn - a guest page's contents are lost
  *
  * Called from a fault-engine thread after a store's load failed for @gfn with
- * @err; the page has been poisoned (the access gets SIGBUS or, for KVM,
- * -EHWPOISON). The VMM decides what happens to the VM. Must not block long.
+ * @err, just before the page is poisoned (its accessor then gets SIGBUS or,
+ * for KVM, -EHWPOISON from KVM_RUN). The VMM decides what happens to the VM.
+ * Must not block long and must not touch guest RAM.
  */
 typedef void (*ovc_fatal_fn)(void *opaque, uint64_t gfn, int err);
 

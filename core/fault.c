@@ -51,8 +51,11 @@ static void count(struct ovc_ram *ram, enum ovc_fault_kind kind, uint64_t t0)
 					  1, memory_order_relaxed);
 }
 
-/* Place a zero page or @src at @addr; the page is BUSY. Wakes the faulters. */
-static int place_page(struct ovc_ram *ram, uintptr_t addr, const void *src, bool wake)
+/*
+ * Place a zero page or @src at @addr; the page is BUSY. Nobody is woken: the
+ * caller publishes the entry first, then wakes the faulting threads.
+ */
+static int place_page(struct ovc_ram *ram, uintptr_t addr, const void *src)
 {
 	unsigned long req;
 	union {
@@ -66,12 +69,12 @@ static int place_page(struct ovc_ram *ram, uintptr_t addr, const void *src, bool
 		u.c.dst = addr;
 		u.c.src = (uintptr_t)src;
 		u.c.len = OVC_PAGE_SIZE;
-		u.c.mode = wake ? 0 : UFFDIO_COPY_MODE_DONTWAKE;
+		u.c.mode = UFFDIO_COPY_MODE_DONTWAKE;
 		req = UFFDIO_COPY;
 	} else {
 		u.z.range.start = addr;
 		u.z.range.len = OVC_PAGE_SIZE;
-		u.z.mode = wake ? 0 : UFFDIO_ZEROPAGE_MODE_DONTWAKE;
+		u.z.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE;
 		req = UFFDIO_ZEROPAGE;
 	}
 	while (ioctl(ram->uffd, req, &u) < 0) {
@@ -97,21 +100,25 @@ static void poison_page(struct ovc_ram *ram, uintptr_t addr)
 			 (unsigned long)addr, strerror(errno));
 }
 
-/* A missing fault on a page the table says is resident. */
-static void missing_on_resident(struct ovc_ram *ram, uintptr_t addr, uint64_t gfn,
-				uint64_t t0)
+/*
+ * A missing fault on a page the table says is resident: usually a second
+ * message for a page another handler just served. Called with the page BUSY
+ * (so no transition can punch it meanwhile); drops BUSY.
+ */
+static void missing_on_resident(struct ovc_ram *ram, struct ovc_region *rg,
+				uintptr_t addr, uint64_t gfn, uint64_t e, uint64_t t0)
 {
-	int ret = place_page(ram, addr, NULL, false);
+	int ret = place_page(ram, addr, NULL);
 
-	if (ret == -EEXIST) {	/* another handler put it in place first */
-		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+	ovc__pte_unlock(ram, rg, gfn, e);
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+	if (ret == -EEXIST) {
 		count(ram, OVC_FAULT_SPURIOUS, 0);
 		return;
 	}
 	/* Its memory was taken behind ovc's back (hole punched outside ovc). */
 	ovc__err(ram->log, "fault: resident gfn 0x%llx was missing from guest RAM (%s); zero-filled",
 		 (unsigned long long)gfn, ret ? strerror(-ret) : "removed outside ovc");
-	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 	count(ram, OVC_FAULT_ERROR, t0);
 }
 
@@ -135,14 +142,15 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 		ovc__err(ram->log, "fault: contents of gfn 0x%llx (%s) lost: %s; page poisoned",
 			 (unsigned long long)gfn,
 			 ovc_page_state_name((int)ovc__pte_state(e)), strerror(-ret));
-		poison_page(ram, addr);
-		ovc__pte_unlock(ram, rg, gfn, e);	/* never silently zero */
 		count(ram, OVC_FAULT_ERROR, t0);
+		/* The VMM learns why before its vCPU sees the poisoned page. */
 		if (ram->fatal_fn)
 			ram->fatal_fn(ram->fatal_opaque, gfn, ret);
+		poison_page(ram, addr);
+		ovc__pte_unlock(ram, rg, gfn, e);	/* never silently zero */
 		return;
 	}
-	ret = place_page(ram, addr, buf, true);
+	ret = place_page(ram, addr, buf);
 	if (ret) {
 		ovc__err(ram->log, "fault: copy into gfn 0x%llx: %s; page stays %s",
 			 (unsigned long long)gfn, strerror(-ret),
@@ -156,6 +164,8 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
 	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
 				      (e & OVC_PTE_ACCESSED));
+	/* Woken only now, so a resumed thread finds the table already true. */
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 	count(ram, OVC_FAULT_STORE, t0);
 }
 
@@ -164,7 +174,7 @@ static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 {
 	enum ovc_fault_kind kind = ovc__pte_state(e) == OVC_PAGE_BALLOONED ?
 				   OVC_FAULT_BALLOONED : OVC_FAULT_ZERO;
-	int ret = place_page(ram, addr, NULL, true);
+	int ret = place_page(ram, addr, NULL);
 
 	if (ret && ret != -EEXIST) {
 		ovc__err(ram->log, "fault: zero page for gfn 0x%llx: %s",
@@ -177,6 +187,7 @@ static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
 	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
 				      (e & OVC_PTE_ACCESSED));
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 	count(ram, kind, t0);
 }
 
@@ -221,10 +232,6 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 			count(ram, OVC_FAULT_SPURIOUS, 0);
 			return;
 		}
-		if (!wp && ovc__pte_state(e) == OVC_PAGE_RESIDENT) {
-			missing_on_resident(ram, addr, gfn, t0);
-			return;
-		}
 		if (atomic_compare_exchange_weak_explicit(pte, &e, e | OVC_PTE_BUSY,
 							  memory_order_acquire,
 							  memory_order_relaxed))
@@ -232,6 +239,10 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 	}
 	atomic_fetch_add_explicit(&ram->busy_pages, 1, memory_order_relaxed);
 
+	if (!wp && ovc__pte_state(e) == OVC_PAGE_RESIDENT) {
+		missing_on_resident(ram, rg, addr, gfn, e, t0);
+		return;
+	}
 	if (wp) {
 		/* Write-protect left over from a transition that has ended. */
 		int ret = ovc__uffd_wp(ram, addr, OVC_PAGE_SIZE, false);

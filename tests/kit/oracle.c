@@ -228,8 +228,9 @@ static void *chaos(void *arg)
 	uint64_t made[CHAOS_MAX_RUN];
 	uint64_t (*bufs)[WORDS] = aligned_alloc(OVC_PAGE_SIZE, CHAOS_MAX_RUN * OVC_PAGE_SIZE);
 	struct ovc_xact *x = malloc(sizeof(*x));
-
-	uint64_t taken = 0, t0 = ovc__now_ns();
+	uint64_t taken = 0, t0 = ovc__now_ns(), gfn;
+	unsigned int n, i;
+	bool abort_it;
 
 	if (!x || !bufs) {
 		free(x);
@@ -247,9 +248,9 @@ static void *chaos(void *arg)
 				continue;
 			}
 		}
-		uint64_t gfn = rnd(&seed) % o->cfg->npages;
-		unsigned int n = 1 + (unsigned int)(rnd(&seed) % CHAOS_MAX_RUN), i;
-		bool abort_it = rnd(&seed) % 10 == 0;
+		gfn = rnd(&seed) % o->cfg->npages;
+		n = 1 + (unsigned int)(rnd(&seed) % CHAOS_MAX_RUN);
+		abort_it = rnd(&seed) % 10 == 0;
 
 		if (gfn + n > o->cfg->npages)
 			n = (unsigned int)(o->cfg->npages - gfn);
@@ -377,7 +378,16 @@ out_stop:
 		if (!verify(&o, p, o.shadow[p].version))
 			atomic_fetch_add(&o.corrupt, 1);
 	}
-	ovc_vm_get_mem_stats(o.vm, &res->mem);
+	/*
+	 * A fault handler wakes the accessor as soon as the page is in place and
+	 * drops BUSY just after: let the last ones finish before counting.
+	 */
+	for (p = 0; p < 1000; p++) {
+		ovc_vm_get_mem_stats(o.vm, &res->mem);
+		if (!res->mem.busy_pages)
+			break;
+		usleep(1000);
+	}
 	res->accesses = atomic_load(&o.accesses);
 	res->writes = atomic_load(&o.writes);
 	res->transitions = atomic_load(&o.transitions);
