@@ -111,15 +111,16 @@ static void missing_on_resident(struct ovc_ram *ram, struct ovc_region *rg,
 	int ret = place_page(ram, addr, NULL);
 
 	ovc__pte_unlock(ram, rg, gfn, e);
-	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 	if (ret == -EEXIST) {
 		count(ram, OVC_FAULT_SPURIOUS, 0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
 	/* Its memory was taken behind ovc's back (hole punched outside ovc). */
 	ovc__err(ram->log, "fault: resident gfn 0x%llx was missing from guest RAM (%s); zero-filled",
 		 (unsigned long long)gfn, ret ? strerror(-ret) : "removed outside ovc");
 	count(ram, OVC_FAULT_ERROR, t0);
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
 
 static int load_with_retry(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *buf)
@@ -156,17 +157,17 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 			 (unsigned long long)gfn, strerror(-ret),
 			 ovc_page_state_name((int)ovc__pte_state(e)));
 		ovc__pte_unlock(ram, rg, gfn, e);
-		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		count(ram, OVC_FAULT_ERROR, t0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
 	ovc__ram_store_release(ram, gfn, e);
 	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
 	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
 				      (e & OVC_PTE_ACCESSED));
-	/* Woken only now, so a resumed thread finds the table already true. */
-	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 	count(ram, OVC_FAULT_STORE, t0);
+	/* Woken only now, so a resumed thread finds table and counters true. */
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
 
 static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
@@ -180,15 +181,15 @@ static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		ovc__err(ram->log, "fault: zero page for gfn 0x%llx: %s",
 			 (unsigned long long)gfn, strerror(-ret));
 		ovc__pte_unlock(ram, rg, gfn, e);
-		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		count(ram, OVC_FAULT_ERROR, t0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
 	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
 	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
 				      (e & OVC_PTE_ACCESSED));
-	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 	count(ram, kind, t0);
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
 
 static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *buf)
@@ -203,8 +204,8 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 	rg = ovc__ram_region_hva(ram, addr);
 	if (!rg) {
 		ovc__err(ram->log, "fault: address %#lx is not guest RAM", (unsigned long)addr);
-		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		count(ram, OVC_FAULT_ERROR, 0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
 	gfn = rg->gfn0 + ((addr - (uintptr_t)rg->hva) >> OVC_PAGE_SHIFT);
@@ -228,8 +229,8 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 		}
 		if (wp && ovc__pte_state(e) != OVC_PAGE_RESIDENT) {
 			/* Stale: the page left since; the retry faults as missing. */
-			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 			count(ram, OVC_FAULT_SPURIOUS, 0);
+			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 			return;
 		}
 		if (atomic_compare_exchange_weak_explicit(pte, &e, e | OVC_PTE_BUSY,
@@ -251,8 +252,8 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 		if (ret) {
 			ovc__err(ram->log, "fault: un-write-protect gfn 0x%llx: %s",
 				 (unsigned long long)gfn, strerror(-ret));
-			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 			count(ram, OVC_FAULT_ERROR, t0);
+			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 			return;
 		}
 		count(ram, OVC_FAULT_WP, t0);

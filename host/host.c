@@ -317,8 +317,12 @@ OVC_EXPORT const char *ovc_vm_name(const struct ovc_vm *vm)
 
 OVC_EXPORT int ovc_vm_add_ram(struct ovc_vm *vm, uint64_t gpa, uint64_t size, void **hva)
 {
-	if (!vm || !hva)
+	if (!vm)
 		return -EINVAL;
+	if (!hva) {
+		ovc__err(&vm->host->log, "add_ram: no place for the host address (hva is NULL)");
+		return -EINVAL;
+	}
 	return ovc__ram_add_range(vm->ram, gpa, size, hva);
 }
 
