@@ -52,10 +52,10 @@ uint64_t ovc__now_ns(void);
  * Page-table entry: one per 4 KiB guest page, 64 bits, accessed only with
  * atomics.
  *
- *   63                                12 11     6  5  4  3  2    0
- *  +------------------------------------+--------+--+--+--+-------+
- *  |            payload (52 bits)       |reserved|A |W |B | state |
- *  +------------------------------------+--------+--+--+--+-------+
+ *   63                                12 11    7  6  5  4  3  2    0
+ *  +------------------------------------+-------+--+--+--+--+-------+
+ *  |            payload (52 bits)       |reservd|P |A |W |B | state |
+ *  +------------------------------------+-------+--+--+--+--+-------+
  *
  *  state    enum ovc_page_state. ZERO is 0: an entry never written is a hole.
  *  B BUSY   a transition (or the fault engine resolving a fault) owns the page.
@@ -63,6 +63,9 @@ uint64_t ovc__now_ns(void);
  *           kernel (woken with UFFDIO_WAKE) or a thread in futex_wait on the
  *           entry's low 32 bits (woken with FUTEX_WAKE).
  *  A ACCESSED reserved for access sampling (stats/ and pager/).
+ *  P POISONED the store lost the contents; the guest mapping holds a poison
+ *           marker (every access SIGBUS / -EHWPOISON) until a transition
+ *           gives the page new contents or state, which clears the marker.
  *  payload  the owning store's handle for COMPRESSED, SWAPPED and SHARED
  *           (slot, tier entry, pool page); 0 otherwise.
  *
@@ -94,6 +97,7 @@ uint64_t ovc__now_ns(void);
 #define OVC_PTE_BUSY (1ULL << 3)
 #define OVC_PTE_WAITERS (1ULL << 4)
 #define OVC_PTE_ACCESSED (1ULL << 5)
+#define OVC_PTE_POISONED (1ULL << 6)
 #define OVC_PTE_PAYLOAD_SHIFT 12
 #define OVC_PTE_PAYLOAD_MAX ((1ULL << (64 - OVC_PTE_PAYLOAD_SHIFT)) - 1)
 
@@ -151,7 +155,8 @@ struct ovc_store_ops {
  * Called from a fault-engine thread after a store's load failed for @gfn with
  * @err, just before the page is poisoned (its accessor then gets SIGBUS or,
  * for KVM, -EHWPOISON from KVM_RUN). The VMM decides what happens to the VM.
- * Must not block long and must not touch guest RAM.
+ * Runs inside the engine's RCU read-side section with the page BUSY: must not
+ * block long, touch guest RAM, or destroy the VM (defer that to another thread).
  */
 typedef void (*ovc_fatal_fn)(void *opaque, uint64_t gfn, int err);
 
@@ -229,7 +234,11 @@ void ovc__ram_destroy(struct ovc_ram *ram);
 int ovc__ram_add_range(struct ovc_ram *ram, uint64_t gpa, uint64_t size,
 		       void **hva);
 
-/* Register the store for non-resident @state. Takes ram->lock. */
+/*
+ * Register the store for non-resident @state, before any page enters that
+ * state. -EBUSY when a store is registered and pages still use it. Takes
+ * ram->lock.
+ */
 int ovc__ram_set_store(struct ovc_ram *ram, unsigned int state,
 		       const struct ovc_store_ops *ops, void *opaque);
 
@@ -257,6 +266,7 @@ void ovc__pte_unlock(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		     uint64_t new_e);
 int ovc__uffd_wp(struct ovc_ram *ram, uintptr_t start, size_t len, bool wp);
 int ovc__uffd_wake(struct ovc_ram *ram, uintptr_t start, size_t len);
+int ovc__uffd_unwp_nowake(struct ovc_ram *ram, uintptr_t start, size_t len);
 int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		   uint64_t npages);
 

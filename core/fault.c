@@ -89,15 +89,25 @@ static int place_page(struct ovc_ram *ram, uintptr_t addr, const void *src)
 	return 0;
 }
 
-static void poison_page(struct ovc_ram *ram, uintptr_t addr)
+/* Return true when the page now refuses every access. */
+static bool poison_page(struct ovc_ram *ram, uintptr_t addr)
 {
 	struct uffdio_poison p = {
 		.range = { .start = addr, .len = OVC_PAGE_SIZE },
 	};
+	int tries = 0;
 
-	if (ioctl(ram->uffd, UFFDIO_POISON, &p) < 0)
-		ovc__err(ram->log, "fault: cannot poison page at %#lx (%s): its accessor stays parked",
+	while (ioctl(ram->uffd, UFFDIO_POISON, &p) < 0) {
+		if (errno == EAGAIN && ++tries < EAGAIN_TRIES) {
+			p.updated = 0;
+			sched_yield();
+			continue;
+		}
+		ovc__err(ram->log, "fault: cannot poison page at %#lx (%s): its accessor will fault again",
 			 (unsigned long)addr, strerror(errno));
+		return false;
+	}
+	return true;
 }
 
 /*
@@ -123,12 +133,15 @@ static void missing_on_resident(struct ovc_ram *ram, struct ovc_region *rg,
 	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
 
+#define LOAD_EAGAIN_TRIES 10
+
+/* A few quick retries; a store that stays busy is retried by a new fault. */
 static int load_with_retry(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *buf)
 {
 	int ret, tries = 0;
 
 	while ((ret = ovc__ram_store_load(ram, gfn, e, buf)) == -EAGAIN &&
-	       ++tries < EAGAIN_TRIES)
+	       ++tries < LOAD_EAGAIN_TRIES)
 		usleep(100);
 	return ret;
 }
@@ -138,6 +151,13 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 {
 	int ret = load_with_retry(ram, gfn, e, buf);
 
+	if (ret == -EAGAIN) {
+		/* Contents intact but not available yet: the woken thread faults again. */
+		ovc__pte_unlock(ram, rg, gfn, e);
+		count(ram, OVC_FAULT_WAIT, 0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+		return;
+	}
 	if (ret) {
 		atomic_fetch_add_explicit(&ram->store_errors, 1, memory_order_relaxed);
 		ovc__err(ram->log, "fault: contents of gfn 0x%llx (%s) lost: %s; page poisoned",
@@ -147,8 +167,13 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 		/* The VMM learns why before its vCPU sees the poisoned page. */
 		if (ram->fatal_fn)
 			ram->fatal_fn(ram->fatal_opaque, gfn, ret);
-		poison_page(ram, addr);
-		ovc__pte_unlock(ram, rg, gfn, e);	/* never silently zero */
+		/* Never silently zero: the entry and the stored copy stay. */
+		if (poison_page(ram, addr)) {
+			ovc__pte_unlock(ram, rg, gfn, e | OVC_PTE_POISONED);
+		} else {
+			ovc__pte_unlock(ram, rg, gfn, e);
+			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+		}
 		return;
 	}
 	ret = place_page(ram, addr, buf);
@@ -246,17 +271,14 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 	}
 	if (wp) {
 		/* Write-protect left over from a transition that has ended. */
-		int ret = ovc__uffd_wp(ram, addr, OVC_PAGE_SIZE, false);
+		int ret = ovc__uffd_unwp_nowake(ram, addr, OVC_PAGE_SIZE);
 
 		ovc__pte_unlock(ram, rg, gfn, e);
-		if (ret) {
+		if (ret)
 			ovc__err(ram->log, "fault: un-write-protect gfn 0x%llx: %s",
 				 (unsigned long long)gfn, strerror(-ret));
-			count(ram, OVC_FAULT_ERROR, t0);
-			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
-			return;
-		}
-		count(ram, OVC_FAULT_WP, t0);
+		count(ram, ret ? OVC_FAULT_ERROR : OVC_FAULT_WP, t0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
 
@@ -432,7 +454,10 @@ int ovc__fault_engine_attach(struct ovc_fault_engine *eng, struct ovc_ram *ram)
 	if (epoll_ctl(eng->epfd, EPOLL_CTL_ADD, ram->uffd, &ev) < 0) {
 		ret = -errno;
 		rcu_assign_pointer(eng->slots[slot], NULL);
-		goto out;
+		pthread_mutex_unlock(&eng->lock);
+		/* A stale event for this slot may have seen @ram: let it finish. */
+		urcu_memb_synchronize_rcu();
+		return ret;
 	}
 	ram->engine_slot = (int)slot;
 	eng->nattached++;

@@ -190,6 +190,11 @@ int ovc__ram_add_range(struct ovc_ram *ram, uint64_t gpa, uint64_t size, void **
 	rg->hva = p;
 	/* A forked child must not inherit guest RAM or its userfaults. */
 	madvise(rg->hva, size, MADV_DONTFORK);
+	/*
+	 * Pages move one by one: a huge page collapsed by khugepaged would hide
+	 * 4 KiB hole punches from the fault engine.
+	 */
+	madvise(rg->hva, size, MADV_NOHUGEPAGE);
 
 	/* Sparse: untouched entries are the kernel's zero page, i.e. ZERO. */
 	rg->pt_bytes = rg->npages * sizeof(uint64_t);
@@ -243,6 +248,12 @@ int ovc__ram_set_store(struct ovc_ram *ram, unsigned int state,
 	if (ops && (!ops->load || !ops->release))
 		return -EINVAL;
 	pthread_mutex_lock(&ram->lock);
+	/* Handlers read ops and opaque without a lock: never swap a store in use. */
+	if (ram->stores[state].ops &&
+	    atomic_load_explicit(&ram->pages[state], memory_order_relaxed)) {
+		pthread_mutex_unlock(&ram->lock);
+		return -EBUSY;
+	}
 	ram->stores[state].opaque = opaque;
 	__atomic_store_n(&ram->stores[state].ops, ops, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&ram->lock);
@@ -307,11 +318,11 @@ int ovc__uffd_wake(struct ovc_ram *ram, uintptr_t start, size_t len)
 	return ioctl(ram->uffd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
 }
 
-int ovc__uffd_wp(struct ovc_ram *ram, uintptr_t start, size_t len, bool wp)
+static int uffd_wp_mode(struct ovc_ram *ram, uintptr_t start, size_t len, __u64 mode)
 {
 	struct uffdio_writeprotect w = {
 		.range = { .start = start, .len = len },
-		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+		.mode = mode,
 	};
 	int tries = 0;
 
@@ -322,6 +333,16 @@ int ovc__uffd_wp(struct ovc_ram *ram, uintptr_t start, size_t len, bool wp)
 		sched_yield();
 	}
 	return 0;
+}
+
+int ovc__uffd_wp(struct ovc_ram *ram, uintptr_t start, size_t len, bool wp)
+{
+	return uffd_wp_mode(ram, start, len, wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0);
+}
+
+int ovc__uffd_unwp_nowake(struct ovc_ram *ram, uintptr_t start, size_t len)
+{
+	return uffd_wp_mode(ram, start, len, UFFDIO_WRITEPROTECT_MODE_DONTWAKE);
 }
 
 void ovc__pte_unlock(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
@@ -349,11 +370,12 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 	unsigned int left = atomic_load_explicit(&ram->inject_punch_count,
 						 memory_order_relaxed);
 
-	if (left) {
-		atomic_fetch_sub_explicit(&ram->inject_punch_count, 1,
-					  memory_order_relaxed);
-		return -atomic_load_explicit(&ram->inject_punch_errno,
-					     memory_order_relaxed);
+	while (left) {
+		if (atomic_compare_exchange_weak_explicit(&ram->inject_punch_count, &left,
+							  left - 1, memory_order_relaxed,
+							  memory_order_relaxed))
+			return -atomic_load_explicit(&ram->inject_punch_errno,
+						     memory_order_relaxed);
 	}
 	if (fallocate(rg->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)((gfn - rg->gfn0) << OVC_PAGE_SHIFT),

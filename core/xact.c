@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -194,6 +195,14 @@ int ovc__xact_commit(struct ovc_xact *x)
 			ret = ret ? ret : r;
 			run = 0;
 		}
+	}
+
+	/* 2b. A poisoned page that changes drops its poison marker. */
+	for (i = 0; i < x->npages; i++) {
+		if ((x->old[i] & OVC_PTE_POISONED) && !x->failed[i] &&
+		    x->new_e[i] != x->old[i])
+			madvise(ovc__region_hva(x->rg, x->gfn + i), OVC_PAGE_SIZE,
+				MADV_DONTNEED);
 	}
 
 	/* 3. Let writers through again; punched pages fault as missing. */

@@ -476,3 +476,59 @@ Test(core, bug_trap_aborts, .signal = SIGABRT)
 	cr_assert_eq(ovc__xact_begin(&x, f.ram, GFN(70), 1, 0), 0);
 	ovc__xact_set(&x, 1, OVC_PAGE_ZERO, 0, NULL);	/* page 1 of a 1-page run */
 }
+
+Test(core, busy_store_is_retried_not_poisoned)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus };
+	void *bus = NULL;
+	pthread_t t;
+
+	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+	fill(64, 5);
+	page_out(64, OVC_PAGE_SWAPPED);
+	memstore_fail_loads(f.ms, 25, -EAGAIN);	/* longer than one fault's retries */
+	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 64 * OVC_PAGE_SIZE), 0);
+	pthread_join(t, &bus);
+	cr_assert_null(bus, "served once the store had it");
+	cr_assert(check(64, 5));
+	cr_assert_eq(atomic_load(&f.fatal_calls), 0);
+	cr_assert_eq(faults(OVC_FAULT_ERROR), 0);
+}
+
+Test(core, poison_is_cleared_when_the_page_moves_on)
+{
+	struct sigaction sa = { .sa_handler = on_sigbus };
+	struct ovc_xact x;
+	void *bus = NULL;
+	pthread_t t;
+	uint64_t e;
+
+	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+	fill(65, 5);
+	page_out(65, OVC_PAGE_COMPRESSED);
+	memstore_fail_loads(f.ms, 1, -EIO);
+	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 65 * OVC_PAGE_SIZE), 0);
+	pthread_join(t, &bus);
+	cr_assert_eq(bus, (void *)1);
+	e = atomic_load(ovc__ram_pte(f.ram, GFN(65)));
+	cr_assert(e & OVC_PTE_POISONED);
+	/* The guest gives the page up (balloon): it must become usable again. */
+	cr_assert_eq(ovc__xact_begin(&x, f.ram, GFN(65), 1, 0), 0);
+	ovc__xact_set(&x, 0, OVC_PAGE_BALLOONED, 0, NULL);
+	cr_assert_eq(ovc__xact_commit(&x), 0);
+	cr_assert_eq(memstore_used(f.ms), 0, "the lost copy was released");
+	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 65 * OVC_PAGE_SIZE), 0);
+	pthread_join(t, &bus);
+	cr_assert_null(bus, "no SIGBUS after the page moved on");
+	cr_assert_eq(f.mem[65 * OVC_PAGE_SIZE + 9], 0);
+	cr_assert_eq(state_of(65), OVC_PAGE_RESIDENT);
+}
+
+Test(core, store_in_use_cannot_be_replaced)
+{
+	fill(66, 1);
+	page_out(66, OVC_PAGE_COMPRESSED);
+	cr_assert_eq(ovc__ram_set_store(f.ram, OVC_PAGE_COMPRESSED, &memstore_ops, NULL), -EBUSY);
+	cr_assert(check(66, 1));
+	cr_assert_eq(ovc__ram_set_store(f.ram, OVC_PAGE_COMPRESSED, &memstore_ops, f.ms), 0);
+}
