@@ -264,6 +264,13 @@ void ovc__ram_get_stats(struct ovc_ram *ram, struct ovc_mem_stats *st);
 void ovc__pte_account(struct ovc_ram *ram, uint64_t old, uint64_t new_e);
 void ovc__pte_unlock(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		     uint64_t new_e);
+/* A userfaultfd ioctl, retried while the kernel answers EAGAIN. 0 or -errno. */
+int ovc__uffd_ioctl(struct ovc_ram *ram, unsigned long req, void *arg);
+/*
+ * Put a zero page (@src NULL) or a copy of @src into the hole at @addr; the
+ * page is BUSY. Nobody is woken: the caller publishes the entry first.
+ */
+int ovc__uffd_place(struct ovc_ram *ram, uintptr_t addr, const void *src);
 int ovc__uffd_wp(struct ovc_ram *ram, uintptr_t start, size_t len, bool wp);
 int ovc__uffd_wake(struct ovc_ram *ram, uintptr_t start, size_t len);
 int ovc__uffd_unwp_nowake(struct ovc_ram *ram, uintptr_t start, size_t len);

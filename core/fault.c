@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* core/fault.c: the fault engine: handler threads serving the VMs' userfaultfds. */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -16,7 +15,6 @@
 #define ENGINE_STOP_KEY UINT64_MAX
 #define MSGS_PER_READ 16
 #define READS_PER_WAKEUP 8
-#define EAGAIN_TRIES 1000
 
 /**
  * struct ovc_fault_engine - handler threads on one epoll set of userfaultfds.
@@ -51,63 +49,18 @@ static void count(struct ovc_ram *ram, enum ovc_fault_kind kind, uint64_t t0)
 					  1, memory_order_relaxed);
 }
 
-/*
- * Place a zero page or @src at @addr; the page is BUSY. Nobody is woken: the
- * caller publishes the entry first, then wakes the faulting threads.
- */
-static int place_page(struct ovc_ram *ram, uintptr_t addr, const void *src)
-{
-	unsigned long req;
-	union {
-		struct uffdio_zeropage z;
-		struct uffdio_copy c;
-	} u;
-	int tries = 0;
-
-	memset(&u, 0, sizeof(u));
-	if (src) {
-		u.c.dst = addr;
-		u.c.src = (uintptr_t)src;
-		u.c.len = OVC_PAGE_SIZE;
-		u.c.mode = UFFDIO_COPY_MODE_DONTWAKE;
-		req = UFFDIO_COPY;
-	} else {
-		u.z.range.start = addr;
-		u.z.range.len = OVC_PAGE_SIZE;
-		u.z.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE;
-		req = UFFDIO_ZEROPAGE;
-	}
-	while (ioctl(ram->uffd, req, &u) < 0) {
-		if (errno != EAGAIN || ++tries > EAGAIN_TRIES)
-			return -errno;
-		if (src)
-			u.c.copy = 0;
-		else
-			u.z.zeropage = 0;
-		sched_yield();
-	}
-	return 0;
-}
-
 /* Return true when the page now refuses every access. */
 static bool poison_page(struct ovc_ram *ram, uintptr_t addr)
 {
 	struct uffdio_poison p = {
 		.range = { .start = addr, .len = OVC_PAGE_SIZE },
 	};
-	int tries = 0;
+	int ret = ovc__uffd_ioctl(ram, UFFDIO_POISON, &p);
 
-	while (ioctl(ram->uffd, UFFDIO_POISON, &p) < 0) {
-		if (errno == EAGAIN && ++tries < EAGAIN_TRIES) {
-			p.updated = 0;
-			sched_yield();
-			continue;
-		}
+	if (ret)
 		ovc__err(ram->log, "fault: cannot poison page at %#lx (%s): its accessor will fault again",
-			 (unsigned long)addr, strerror(errno));
-		return false;
-	}
-	return true;
+			 (unsigned long)addr, strerror(-ret));
+	return !ret;
 }
 
 /*
@@ -118,7 +71,7 @@ static bool poison_page(struct ovc_ram *ram, uintptr_t addr)
 static void missing_on_resident(struct ovc_ram *ram, struct ovc_region *rg,
 				uintptr_t addr, uint64_t gfn, uint64_t e, uint64_t t0)
 {
-	int ret = place_page(ram, addr, NULL);
+	int ret = ovc__uffd_place(ram, addr, NULL);
 
 	ovc__pte_unlock(ram, rg, gfn, e);
 	if (ret == -EEXIST) {
@@ -176,7 +129,7 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 		}
 		return;
 	}
-	ret = place_page(ram, addr, buf);
+	ret = ovc__uffd_place(ram, addr, buf);
 	if (ret) {
 		ovc__err(ram->log, "fault: copy into gfn 0x%llx: %s; page stays %s",
 			 (unsigned long long)gfn, strerror(-ret),
@@ -200,7 +153,7 @@ static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 {
 	enum ovc_fault_kind kind = ovc__pte_state(e) == OVC_PAGE_BALLOONED ?
 				   OVC_FAULT_BALLOONED : OVC_FAULT_ZERO;
-	int ret = place_page(ram, addr, NULL);
+	int ret = ovc__uffd_place(ram, addr, NULL);
 
 	if (ret && ret != -EEXIST) {
 		ovc__err(ram->log, "fault: zero page for gfn 0x%llx: %s",

@@ -318,21 +318,44 @@ int ovc__uffd_wake(struct ovc_ram *ram, uintptr_t start, size_t len)
 	return ioctl(ram->uffd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
 }
 
+int ovc__uffd_ioctl(struct ovc_ram *ram, unsigned long req, void *arg)
+{
+	int tries = 0;
+
+	/* EAGAIN: the mm is changing under us (mremap/fork); it settles. */
+	while (ioctl(ram->uffd, req, arg) < 0) {
+		if (errno != EAGAIN || ++tries > 1000)
+			return -errno;
+		sched_yield();
+	}
+	return 0;
+}
+
 static int uffd_wp_mode(struct ovc_ram *ram, uintptr_t start, size_t len, __u64 mode)
 {
 	struct uffdio_writeprotect w = {
 		.range = { .start = start, .len = len },
 		.mode = mode,
 	};
-	int tries = 0;
 
-	/* EAGAIN: the mm is changing under us (mremap/fork); it settles. */
-	while (ioctl(ram->uffd, UFFDIO_WRITEPROTECT, &w) < 0) {
-		if (errno != EAGAIN || ++tries > 1000)
-			return -errno;
-		sched_yield();
-	}
-	return 0;
+	return ovc__uffd_ioctl(ram, UFFDIO_WRITEPROTECT, &w);
+}
+
+int ovc__uffd_place(struct ovc_ram *ram, uintptr_t addr, const void *src)
+{
+	struct uffdio_zeropage z = {
+		.range = { .start = addr, .len = OVC_PAGE_SIZE },
+		.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+	};
+	struct uffdio_copy c = {
+		.dst = addr,
+		.src = (uintptr_t)src,
+		.len = OVC_PAGE_SIZE,
+		.mode = UFFDIO_COPY_MODE_DONTWAKE,
+	};
+
+	return src ? ovc__uffd_ioctl(ram, UFFDIO_COPY, &c) :
+		     ovc__uffd_ioctl(ram, UFFDIO_ZEROPAGE, &z);
 }
 
 int ovc__uffd_wp(struct ovc_ram *ram, uintptr_t start, size_t len, bool wp)

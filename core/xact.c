@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "core/core-internal.h"
-#include "core/uffd.h"
 
 /* Sleep until @pte is no longer BUSY (it was, holding @e, when we looked). */
 static void wait_not_busy(_Atomic uint64_t *pte, uint64_t e)
@@ -123,26 +122,6 @@ static bool holds_store_handle(uint64_t e)
 	       st == OVC_PAGE_SHARED;
 }
 
-/* Put @src into the hole at @gfn; the page is BUSY and not resident. */
-static int fill_page(struct ovc_xact *x, uint64_t gfn, const void *src)
-{
-	struct uffdio_copy c = {
-		.dst = (uintptr_t)ovc__region_hva(x->rg, gfn),
-		.src = (uintptr_t)src,
-		.len = OVC_PAGE_SIZE,
-		.mode = UFFDIO_COPY_MODE_DONTWAKE,
-	};
-	int tries = 0;
-
-	while (ioctl(x->ram->uffd, UFFDIO_COPY, &c) < 0) {
-		if (errno != EAGAIN || ++tries > 1000)
-			return -errno;
-		c.copy = 0;
-		sched_yield();
-	}
-	return 0;
-}
-
 static int punch_run(struct ovc_xact *x, unsigned int first, unsigned int n)
 {
 	unsigned int i;
@@ -171,7 +150,8 @@ int ovc__xact_commit(struct ovc_xact *x)
 		if (!x->fill[i])
 			OVC_BUG("gfn 0x%llx made resident without contents",
 				(unsigned long long)(x->gfn + i));
-		r = fill_page(x, x->gfn + i, x->fill[i]);
+		r = ovc__uffd_place(ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn + i),
+				    x->fill[i]);
 		if (r) {
 			ovc__err(ram->log, "transition: fill gfn 0x%llx: %s; page stays %s",
 				 (unsigned long long)(x->gfn + i), strerror(-r),

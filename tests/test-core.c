@@ -420,20 +420,27 @@ static void *touch_page(void *arg)
 	return NULL;
 }
 
-Test(core, store_error_is_counted_and_reported)
+/* Touch page i from a thread of its own; true when the access raised SIGBUS. */
+static bool touch_raises_sigbus(unsigned int i)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus };
-	struct ovc_mem_stats st;
 	void *bus = NULL;
 	pthread_t t;
 
 	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
+	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + i * OVC_PAGE_SIZE), 0);
+	pthread_join(t, &bus);
+	return bus == (void *)1;
+}
+
+Test(core, store_error_is_counted_and_reported)
+{
+	struct ovc_mem_stats st;
+
 	fill(62, 9);
 	page_out(62, OVC_PAGE_COMPRESSED);
 	memstore_fail_loads(f.ms, 1, -EBADMSG);
-	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 62 * OVC_PAGE_SIZE), 0);
-	pthread_join(t, &bus);
-	cr_assert_eq(bus, (void *)1, "the access was refused, not served zeros");
+	cr_assert(touch_raises_sigbus(62), "the access was refused, not served zeros");
 	cr_assert_eq(atomic_load(&f.fatal_calls), 1);
 	cr_assert_eq(atomic_load(&f.fatal_err), -EBADMSG);
 	ovc__ram_get_stats(f.ram, &st);
@@ -479,17 +486,10 @@ Test(core, bug_trap_aborts, .signal = SIGABRT)
 
 Test(core, busy_store_is_retried_not_poisoned)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
-	void *bus = NULL;
-	pthread_t t;
-
-	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
 	fill(64, 5);
 	page_out(64, OVC_PAGE_SWAPPED);
 	memstore_fail_loads(f.ms, 25, -EAGAIN);	/* longer than one fault's retries */
-	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 64 * OVC_PAGE_SIZE), 0);
-	pthread_join(t, &bus);
-	cr_assert_null(bus, "served once the store had it");
+	cr_assert_not(touch_raises_sigbus(64), "served once the store had it");
 	cr_assert(check(64, 5));
 	cr_assert_eq(atomic_load(&f.fatal_calls), 0);
 	cr_assert_eq(faults(OVC_FAULT_ERROR), 0);
@@ -497,19 +497,13 @@ Test(core, busy_store_is_retried_not_poisoned)
 
 Test(core, poison_is_cleared_when_the_page_moves_on)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
 	struct ovc_xact x;
-	void *bus = NULL;
-	pthread_t t;
 	uint64_t e;
 
-	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
 	fill(65, 5);
 	page_out(65, OVC_PAGE_COMPRESSED);
 	memstore_fail_loads(f.ms, 1, -EIO);
-	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 65 * OVC_PAGE_SIZE), 0);
-	pthread_join(t, &bus);
-	cr_assert_eq(bus, (void *)1);
+	cr_assert(touch_raises_sigbus(65));
 	e = atomic_load(ovc__ram_pte(f.ram, GFN(65)));
 	cr_assert(e & OVC_PTE_POISONED);
 	/* The guest gives the page up (balloon): it must become usable again. */
@@ -517,9 +511,7 @@ Test(core, poison_is_cleared_when_the_page_moves_on)
 	ovc__xact_set(&x, 0, OVC_PAGE_BALLOONED, 0, NULL);
 	cr_assert_eq(ovc__xact_commit(&x), 0);
 	cr_assert_eq(memstore_used(f.ms), 0, "the lost copy was released");
-	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + 65 * OVC_PAGE_SIZE), 0);
-	pthread_join(t, &bus);
-	cr_assert_null(bus, "no SIGBUS after the page moved on");
+	cr_assert_not(touch_raises_sigbus(65), "no SIGBUS after the page moved on");
 	cr_assert_eq(f.mem[65 * OVC_PAGE_SIZE + 9], 0);
 	cr_assert_eq(state_of(65), OVC_PAGE_RESIDENT);
 }

@@ -147,14 +147,19 @@ static void sleep_ms(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
-static uint64_t hist_sum(const struct ovc_mem_stats *st)
+static uint64_t sum(const uint64_t *v, int n)
 {
-	uint64_t n = 0;
+	uint64_t total = 0;
 	int i;
 
-	for (i = 0; i < OVC_FAULT_HIST_BUCKETS; i++)
-		n += st->fault_ns_hist[i];
-	return n;
+	for (i = 0; i < n; i++)
+		total += v[i];
+	return total;
+}
+
+static uint64_t hist_sum(const struct ovc_mem_stats *st)
+{
+	return sum(st->fault_ns_hist, OVC_FAULT_HIST_BUCKETS);
 }
 
 /*
@@ -218,12 +223,7 @@ static void assert_only_zero_faults(const struct ovc_mem_stats *st, uint64_t n)
 
 static uint64_t total_pages(const struct ovc_mem_stats *st)
 {
-	uint64_t n = 0;
-	int s;
-
-	for (s = 0; s < OVC_PAGE_NR_STATES; s++)
-		n += st->pages[s];
-	return n;
+	return sum(st->pages, OVC_PAGE_NR_STATES);
 }
 
 /* ------------------------------------------------------------------------ */

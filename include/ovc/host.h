@@ -132,7 +132,8 @@ OVC_EXPORT const char *ovc_vm_name(const struct ovc_vm *vm);
  * Every first touch, by a vCPU or any host thread, is served by the fault
  * engine.
  *
- * Return: 0; -EINVAL (and a log line) for a misaligned or empty range, one
+ * Return: 0; -EINVAL for a NULL @vm; -EINVAL (and a log line) for a NULL
+ * @hva, a misaligned or empty range, one
  * that overlaps a range of this VM, ends beyond OVC_GPA_LIMIT, or a VM
  * that has OVC_VM_RAM_RANGES_MAX ranges; -ENOMEM when the VM would hold
  * more than OVC_VM_RAM_MAX bytes or memory runs out; or the errno of

@@ -379,8 +379,8 @@ out_stop:
 			atomic_fetch_add(&o.corrupt, 1);
 	}
 	/*
-	 * A fault handler wakes the accessor as soon as the page is in place and
-	 * drops BUSY just after: let the last ones finish before counting.
+	 * Two threads faulting on one page leave two messages; the second may
+	 * still be in a handler's hands (BUSY briefly) after both resumed.
 	 */
 	for (p = 0; p < 1000; p++) {
 		ovc_vm_get_mem_stats(o.vm, &res->mem);
