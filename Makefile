@@ -4,9 +4,10 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 MESON      ?= meson
-DEMO_SECS  ?= 20
+DEMO_SECS  ?= 60
+DEMO_CHAOS ?= 20000
 
-.PHONY: all deps build demo check check-plain check-asan install clean
+.PHONY: all deps build demo demo-oracle check check-plain check-asan install clean
 
 all: build
 
@@ -19,8 +20,20 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	$(MESON) compile -C $(BUILD)
 
+# Three KVM VMs x 2 vCPUs whose guests verify every page they touch while
+# chaos moves random pages through every state underneath them.
 demo: build
-	./$(BUILD)/bench/ovc-oracle --seconds $(DEMO_SECS) --min-accesses 10000000
+	@mkdir -p $(BUILD)/demo
+	./$(BUILD)/vmm/ovc-vmm \
+		--vm name=web,mem=256M,vcpus=2,guest=memtouch,args="hot=20 write=30" \
+		--vm name=db,mem=256M,vcpus=2,guest=memtouch,args="pattern=seq write=50" \
+		--vm name=batch,mem=256M,vcpus=2,guest=memtouch,args="write=70 shift=10" \
+		--seconds $(DEMO_SECS) --chaos $(DEMO_CHAOS) \
+		--log-dir $(BUILD)/demo --json $(BUILD)/demo/summary.json
+
+# The same oracle with host threads standing in for vCPUs (no KVM needed).
+demo-oracle: build
+	./$(BUILD)/bench/ovc-oracle --seconds 20 --min-accesses 10000000
 
 check: check-plain check-asan
 

@@ -10,6 +10,7 @@
 #include <urcu/list.h>
 
 #include <ovc/host.h>
+#include <ovc/vcpu.h>
 #include "core/core-internal.h"
 
 /*
@@ -38,6 +39,29 @@ struct ovc_vm {
 	char name[64];
 	struct ovc_ram *ram;
 	struct ovc_vm_tick tick;	/* under host->lock */
+	struct cds_list_head vcpus;	/* struct ovc_vcpu by index, under host->lock */
+	unsigned int nvcpus;		/* under host->lock */
+};
+
+/**
+ * struct ovc_vcpu - one registered vCPU thread
+ *
+ * @node, @index: under host->lock. The counters are written only by the
+ * vCPU's own thread (the hooks), inside a sequence count @seq, and read by
+ * any thread through ovc_vcpu_get_stats().
+ */
+struct ovc_vcpu {
+	struct ovc_vm *vm;
+	struct cds_list_head node;
+	unsigned int index;
+	pid_t tid;
+	_Atomic unsigned int seq;	/* ATOMIC: odd while the counters change */
+	_Atomic unsigned int state;	/* ATOMIC: out, in the guest, halted */
+	_Atomic uint64_t since_ns;	/* ATOMIC: when @state began */
+	_Atomic uint64_t run_ns;	/* ATOMIC */
+	_Atomic uint64_t halt_ns;	/* ATOMIC */
+	_Atomic uint64_t runs;		/* ATOMIC */
+	_Atomic uint64_t halts;		/* ATOMIC */
 };
 
 /**

@@ -262,6 +262,7 @@ OVC_EXPORT struct ovc_vm *ovc_vm_new(struct ovc_host *host, const char *name)
 	if (!vm)
 		return NULL;
 	vm->host = host;
+	CDS_INIT_LIST_HEAD(&vm->vcpus);
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	vm->ram = ovc__ram_new(&host->log);
 	if (!vm->ram) {
@@ -300,6 +301,12 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 		return -EINVAL;
 	host = vm->host;
 	pthread_mutex_lock(&host->lock);
+	if (vm->nvcpus) {
+		pthread_mutex_unlock(&host->lock);
+		ovc__err(&host->log, "vm %s: cannot destroy: %u vCPUs still registered",
+			 vm->name, vm->nvcpus);
+		return -EBUSY;
+	}
 	cds_list_del(&vm->node);
 	host->nvms--;
 	pthread_mutex_unlock(&host->lock);

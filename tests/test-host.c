@@ -2,6 +2,7 @@
 /* tests/test-host.c: the host and VM API: lifetimes, names, RAM ranges, the manager tick. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -904,4 +905,101 @@ Test(host, ram_1tib, .init = setup, .fini = teardown, .timeout = 20)
 		     (unsigned long long)(rss_growth(rss0, rss1) / MiB));
 	cr_assert_eq(ovc_vm_destroy(vm), 0);
 	hosts_destroy();
+}
+
+/* vCPU registration: indexes, duplicates, and the VM kept alive while vCPUs live. */
+Test(host, vcpu_register, .init = setup, .fini = teardown, .timeout = 10)
+{
+	struct ovc_vcpu *a, *b, *c;
+	struct ovc_vcpu_stats st;
+	struct ovc_vm *vm;
+
+	vm = ovc_vm_new(host, "cpus");
+	cr_assert_not_null(vm);
+	errno = 0;
+	cr_assert_null(ovc_vm_add_vcpu(vm, 0));
+	cr_assert_eq(errno, EINVAL);
+	cr_assert_null(ovc_vm_add_vcpu(NULL, 100));
+	a = ovc_vm_add_vcpu(vm, 100);
+	b = ovc_vm_add_vcpu(vm, 101);
+	cr_assert(a && b);
+	errno = 0;
+	cr_assert_null(ovc_vm_add_vcpu(vm, 101));
+	cr_assert_eq(errno, EEXIST);
+	cr_assert_eq(ovc_vm_vcpu_count(vm), 2);
+
+	cr_assert_eq(ovc_vcpu_get_stats(a, &st), 0);
+	cr_assert_eq(st.index, 0);
+	cr_assert_eq(st.tid, 100);
+	cr_assert_eq(ovc_vcpu_get_stats(b, &st), 0);
+	cr_assert_eq(st.index, 1);
+
+	/* The lowest free index is reused. */
+	cr_assert_eq(ovc_vcpu_remove(a), 0);
+	c = ovc_vm_add_vcpu(vm, 102);
+	cr_assert_not_null(c);
+	cr_assert_eq(ovc_vcpu_get_stats(c, &st), 0);
+	cr_assert_eq(st.index, 0);
+
+	cr_assert_eq(ovc_vm_destroy(vm), -EBUSY);
+	cr_assert_eq(ovc_host_vm_count(host), 1);
+	cr_assert_eq(ovc_vcpu_remove(b), 0);
+	cr_assert_eq(ovc_vcpu_remove(c), 0);
+	cr_assert_eq(ovc_vcpu_remove(NULL), -EINVAL);
+	cr_assert_eq(ovc_vm_vcpu_count(vm), 0);
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	hosts_destroy();
+}
+
+/* Run and halt time are charged by the hooks, including an interval still open. */
+Test(host, vcpu_accounting, .init = setup, .fini = teardown, .timeout = 10)
+{
+	struct ovc_vcpu_stats st;
+	struct ovc_vcpu *v;
+	struct ovc_vm *vm;
+
+	vm = ovc_vm_new(host, "acct");
+	cr_assert_not_null(vm);
+	v = ovc_vm_add_vcpu(vm, gettid());
+	cr_assert_not_null(v);
+
+	cr_assert_eq(ovc_vcpu_run_begin(v), 0);
+	sleep_ms(30);
+	cr_assert_eq(ovc_vcpu_get_stats(v, &st), 0);
+	cr_assert_eq(st.running, 1);
+	cr_assert_geq(st.run_ns, 30000000ULL);
+	ovc_vcpu_run_end(v);
+	ovc_vcpu_halt_begin(v);
+	sleep_ms(20);
+	ovc_vcpu_halt_end(v);
+	cr_assert_eq(ovc_vcpu_run_begin(v), 0);
+	ovc_vcpu_run_end(v);
+
+	cr_assert_eq(ovc_vcpu_get_stats(v, &st), 0);
+	cr_assert_eq(st.running, 0);
+	cr_assert_eq(st.runs, 2);
+	cr_assert_eq(st.halts, 1);
+	cr_assert_geq(st.run_ns, 30000000ULL);
+	cr_assert_geq(st.halt_ns, 20000000ULL);
+	cr_assert_eq(ovc_vcpu_run_begin(NULL), -EINVAL);
+	cr_assert_eq(ovc_vcpu_get_stats(NULL, &st), -EINVAL);
+
+	cr_assert_eq(ovc_vcpu_remove(v), 0);
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	hosts_destroy();
+}
+
+/* A hook out of order is a VMM bug that would corrupt the accounting: it aborts. */
+Test(host, vcpu_hook_order, .init = setup, .fini = teardown, .timeout = 10,
+     .signal = SIGABRT)
+{
+	struct ovc_vcpu *v;
+	struct ovc_vm *vm;
+
+	vm = ovc_vm_new(host, "order");
+	cr_assert_not_null(vm);
+	v = ovc_vm_add_vcpu(vm, gettid());
+	cr_assert_not_null(v);
+	ovc_vcpu_halt_begin(v);
+	ovc_vcpu_run_end(v);
 }

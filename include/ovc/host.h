@@ -101,9 +101,10 @@ OVC_EXPORT struct ovc_vm *ovc_vm_new(struct ovc_host *host, const char *name);
  * ovc_vm_destroy() - unmap a VM's RAM and free the VM
  * @vm: the VM
  *
- * The VMM must have stopped every thread that accesses the VM's RAM.
+ * The VMM must have stopped every thread that accesses the VM's RAM and
+ * removed its vCPUs (ovc_vcpu_remove()).
  *
- * Return: 0, or -EINVAL for NULL.
+ * Return: 0, -EINVAL for NULL, or -EBUSY while vCPUs are registered.
  * Context: any thread; takes the host lock; waits for the fault engine to
  * let go of the VM (an RCU grace period).
  */

@@ -6,5 +6,7 @@
 #include <ovc/common.h>
 #include <ovc/core.h>
 #include <ovc/host.h>
+#include <ovc/vcpu.h>
+#include <ovc/virtio.h>
 
 #endif /* OVC_OVC_H */

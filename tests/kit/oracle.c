@@ -11,12 +11,11 @@
 #include <xxhash.h>
 
 #include "host/host-internal.h"
-#include "tests/kit/memstore.h"
+#include "tests/kit/chaos.h"
 #include "tests/kit/oracle.h"
 
 #define WORDS (OVC_PAGE_SIZE / sizeof(uint64_t))
 #define MAGIC 0x6f76632d70616765ULL	/* "ovc-page" */
-#define CHAOS_MAX_RUN 8
 #define MAX_REPORTS 5
 
 struct shadow {
@@ -30,9 +29,8 @@ struct oracle {
 	struct ovc_ram *ram;
 	uint64_t *base;
 	struct shadow *shadow;
-	struct memstore *zip, *swp;
 	_Atomic bool stop;
-	_Atomic uint64_t accesses, writes, corrupt, transitions, aborts, busy;
+	_Atomic uint64_t accesses, writes, corrupt;
 	_Atomic unsigned int reports;
 };
 
@@ -156,134 +154,6 @@ static void *accessor(void *arg)
 	return NULL;
 }
 
-static bool all_zero(const uint64_t *w)
-{
-	uint64_t i;
-
-	for (i = 0; i < WORDS; i++) {
-		if (w[i])
-			return false;
-	}
-	return true;
-}
-
-/* Decide page i's target; a new store handle is recorded in @made. */
-static void chaos_page(struct oracle *o, struct ovc_xact *x, unsigned int i,
-		       uint64_t *seed, uint64_t (*bufs)[WORDS], uint64_t *made)
-{
-	uint64_t e = ovc__xact_old(x, i), h, gfn = x->gfn + i;
-	unsigned int st = ovc__pte_state(e);
-	bool coin = rnd(seed) & 1;
-	struct memstore *to;
-
-	made[i] = 0;
-	switch (st) {
-	case OVC_PAGE_RESIDENT:
-		memcpy(bufs[i], ovc__xact_hva(x, i), OVC_PAGE_SIZE);
-		if (all_zero(bufs[i])) {
-			ovc__xact_set(x, i, coin ? OVC_PAGE_ZERO : OVC_PAGE_BALLOONED, 0, NULL);
-			return;
-		}
-		to = coin ? o->zip : o->swp;
-		if (memstore_save(to, bufs[i], &h) == 0) {
-			ovc__xact_set(x, i, coin ? OVC_PAGE_COMPRESSED : OVC_PAGE_SWAPPED,
-				      h, NULL);
-			made[i] = h;
-		}
-		return;
-	case OVC_PAGE_COMPRESSED:
-	case OVC_PAGE_SWAPPED:
-		if (ovc__ram_store_load(o->ram, gfn, e, bufs[i]))
-			return;
-		if (coin) {	/* prefetch-style: back in place */
-			ovc__xact_set(x, i, OVC_PAGE_RESIDENT, 0, bufs[i]);
-			return;
-		}
-		/* tier eviction-style: to the other store */
-		to = st == OVC_PAGE_COMPRESSED ? o->swp : o->zip;
-		if (memstore_save(to, bufs[i], &h) == 0) {
-			ovc__xact_set(x, i, st == OVC_PAGE_COMPRESSED ? OVC_PAGE_SWAPPED :
-				      OVC_PAGE_COMPRESSED, h, NULL);
-			made[i] = h;
-		}
-		return;
-	case OVC_PAGE_ZERO:
-	case OVC_PAGE_BALLOONED:
-		if (coin)
-			ovc__xact_set(x, i, st == OVC_PAGE_ZERO ? OVC_PAGE_BALLOONED :
-				      OVC_PAGE_ZERO, 0, NULL);
-		return;
-	}
-}
-
-static struct memstore *store_of(struct oracle *o, unsigned int st)
-{
-	return st == OVC_PAGE_COMPRESSED ? o->zip : o->swp;
-}
-
-static void *chaos(void *arg)
-{
-	struct oracle *o = arg;
-	uint64_t seed = splitmix(o->cfg->seed ^ 0xc4a05) | 1;
-	uint64_t made[CHAOS_MAX_RUN];
-	uint64_t (*bufs)[WORDS] = aligned_alloc(OVC_PAGE_SIZE, CHAOS_MAX_RUN * OVC_PAGE_SIZE);
-	struct ovc_xact *x = malloc(sizeof(*x));
-	uint64_t taken = 0, t0 = ovc__now_ns(), gfn;
-	unsigned int n, i;
-	bool abort_it;
-
-	if (!x || !bufs) {
-		free(x);
-		free(bufs);
-		return NULL;
-	}
-	while (!atomic_load_explicit(&o->stop, memory_order_relaxed)) {
-		if (o->cfg->chaos_rate) {
-			/* Pace: sleep while ahead of chaos_rate pages per second. */
-			uint64_t due = taken * 1000000000ULL / o->cfg->chaos_rate;
-			uint64_t now = ovc__now_ns() - t0;
-
-			if (now < due) {
-				usleep((useconds_t)((due - now) / 1000 + 1));
-				continue;
-			}
-		}
-		gfn = rnd(&seed) % o->cfg->npages;
-		n = 1 + (unsigned int)(rnd(&seed) % CHAOS_MAX_RUN);
-		abort_it = rnd(&seed) % 10 == 0;
-
-		if (gfn + n > o->cfg->npages)
-			n = (unsigned int)(o->cfg->npages - gfn);
-		taken += n;
-		if (ovc__xact_begin(x, o->ram, gfn, n, 0)) {
-			atomic_fetch_add_explicit(&o->busy, 1, memory_order_relaxed);
-			continue;
-		}
-		for (i = 0; i < n; i++)
-			chaos_page(o, x, i, &seed, bufs, made);
-		if (abort_it) {
-			for (i = 0; i < n; i++) {
-				if (made[i])
-					memstore_drop(store_of(o, ovc__pte_state(x->new_e[i])),
-						      made[i]);
-			}
-			ovc__xact_abort(x);
-			atomic_fetch_add_explicit(&o->aborts, n, memory_order_relaxed);
-			continue;
-		}
-		ovc__xact_commit(x);
-		for (i = 0; i < n; i++) {
-			if (x->failed[i] && made[i])
-				memstore_drop(store_of(o, ovc__pte_state(x->new_e[i])), made[i]);
-			else if (!x->failed[i] && x->new_e[i] != x->old[i])
-				atomic_fetch_add_explicit(&o->transitions, 1, memory_order_relaxed);
-		}
-	}
-	free(bufs);
-	free(x);
-	return NULL;
-}
-
 void oracle_config_init(struct oracle_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -309,8 +179,10 @@ static double elapsed(const struct timespec *t0)
 int oracle_run(struct ovc_host *host, const struct oracle_config *cfg,
 	       struct oracle_result *res)
 {
-	pthread_t threads[64], chaos_thread;
+	struct chaos_result cres = { 0 };
 	struct oracle o = { .cfg = cfg };
+	struct chaos *chaos = NULL;
+	pthread_t threads[64];
 	unsigned int i, started = 0;
 	struct timespec t0;
 	char name[32];
@@ -332,16 +204,12 @@ int oracle_run(struct ovc_host *host, const struct oracle_config *cfg,
 	o.base = hva;
 	o.ram = ovc__vm_ram(o.vm);
 	o.shadow = calloc(cfg->npages, sizeof(*o.shadow));
-	o.zip = memstore_new(cfg->npages);
-	o.swp = memstore_new(cfg->npages);
-	if (!o.shadow || !o.zip || !o.swp) {
+	if (!o.shadow) {
 		ret = -ENOMEM;
-		goto out_free;
+		goto out_vm;
 	}
 	for (p = 0; p < cfg->npages; p++)
 		atomic_flag_clear(&o.shadow[p].lock);
-	ovc__ram_set_store(o.ram, OVC_PAGE_COMPRESSED, &memstore_ops, o.zip);
-	ovc__ram_set_store(o.ram, OVC_PAGE_SWAPPED, &memstore_ops, o.swp);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < cfg->accessors; i++) {
@@ -351,9 +219,11 @@ int oracle_run(struct ovc_host *host, const struct oracle_config *cfg,
 		started++;
 	}
 	if (cfg->chaos) {
-		ret = -pthread_create(&chaos_thread, NULL, chaos, &o);
-		if (ret)
+		chaos = chaos_start(o.vm, cfg->chaos_rate, cfg->seed ^ 0xc4a05);
+		if (!chaos) {
+			ret = -errno;
 			goto out_stop;
+		}
 	}
 	for (;;) {
 		double t = elapsed(&t0);
@@ -369,8 +239,8 @@ out_stop:
 	atomic_store(&o.stop, true);
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
-	if (cfg->chaos && started == cfg->accessors)
-		pthread_join(chaos_thread, NULL);
+	if (chaos)
+		chaos_stop(chaos, &cres);
 	res->seconds = elapsed(&t0);
 
 	/* Final sweep: every page, whatever state it was left in. */
@@ -390,19 +260,17 @@ out_stop:
 	}
 	res->accesses = atomic_load(&o.accesses);
 	res->writes = atomic_load(&o.writes);
-	res->transitions = atomic_load(&o.transitions);
-	res->aborts = atomic_load(&o.aborts);
-	res->busy = atomic_load(&o.busy);
+	res->transitions = cres.transitions;
+	res->aborts = cres.aborts;
+	res->busy = cres.busy;
 	res->corrupt = atomic_load(&o.corrupt);
 	/* The sweep brought every page back: the stores must be empty. */
-	res->store_leaks = memstore_used(o.zip) + memstore_used(o.swp);
-out_free:
+	res->store_leaks = chaos ? chaos_stored(chaos) : 0;
 	free(o.shadow);
 out_vm:
 	if (ovc_vm_destroy(o.vm) && !ret)
 		ret = -EIO;
-	memstore_destroy(o.zip);
-	memstore_destroy(o.swp);
+	chaos_destroy(chaos);
 	return ret;
 }
 

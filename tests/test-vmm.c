@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: MIT
+/* tests/test-vmm.c: ovc-vmm end to end: real KVM guests on libovc RAM, and its command line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <jansson.h>
+
+#ifndef OVC_VMM_PATH
+#error "OVC_VMM_PATH must name the ovc-vmm binary"
+#endif
+
+#define MAX_ARGS 48
+
+struct run {
+	int status;		/* exit code, or 128 + signal */
+	char dir[64];		/* logs and outputs */
+	char out[8192];
+	char err[8192];
+	json_t *json;
+};
+
+static void read_text(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+}
+
+static unsigned int count_lines(const char *s)
+{
+	unsigned int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/*
+ * Run ovc-vmm with @args (NULL-terminated) plus --log-dir and --json in a
+ * fresh directory; @sigterm_after_ms > 0 sends SIGTERM then. Kills it after
+ * @timeout_s.
+ */
+static void vmm_run(struct run *r, const char *const *args, unsigned int timeout_s,
+		    unsigned int sigterm_after_ms)
+{
+	char out_path[128], err_path[128], json_path[128];
+	const char *argv[MAX_ARGS + 8];
+	unsigned int n = 0, waited_ms = 0;
+	json_error_t jerr;
+	int status;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "/tmp/ovc-test-vmm-XXXXXX");
+	cr_assert_not_null(mkdtemp(r->dir));
+	snprintf(out_path, sizeof(out_path), "%s/stdout", r->dir);
+	snprintf(err_path, sizeof(err_path), "%s/stderr", r->dir);
+	snprintf(json_path, sizeof(json_path), "%s/summary.json", r->dir);
+
+	argv[n++] = OVC_VMM_PATH;
+	for (; *args && n < MAX_ARGS; args++)
+		argv[n++] = *args;
+	argv[n++] = "--log-dir";
+	argv[n++] = r->dir;
+	argv[n++] = "--json";
+	argv[n++] = json_path;
+	argv[n] = NULL;
+
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (sigterm_after_ms && waited_ms == sigterm_after_ms)
+			kill(pid, SIGTERM);
+		if (waited_ms >= timeout_s * 1000) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert_fail("ovc-vmm did not finish within %u s", timeout_s);
+		}
+		usleep(10000);
+		waited_ms += 10;
+	}
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	read_text(out_path, r->out, sizeof(r->out));
+	read_text(err_path, r->err, sizeof(r->err));
+	r->json = json_load_file(json_path, 0, &jerr);
+}
+
+static void run_free(struct run *r)
+{
+	char cmd[128];
+
+	json_decref(r->json);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", r->dir);
+	if (system(cmd) != 0)
+		cr_log_warn("could not remove %s", r->dir);
+}
+
+static void need_kvm(void)
+{
+	if (access("/dev/kvm", R_OK | W_OK))
+		cr_skip_test("no usable /dev/kvm (%s): KVM guests cannot run here", strerror(errno));
+}
+
+static json_t *vm_at(struct run *r, size_t i)
+{
+	json_t *vms = json_object_get(r->json, "vms");
+
+	cr_assert_not_null(vms, "no summary JSON; stderr: %s", r->err);
+	cr_assert_gt(json_array_size(vms), i);
+	return json_array_get(vms, i);
+}
+
+static json_int_t report(json_t *vm, const char *name)
+{
+	json_t *v = json_object_get(json_object_get(vm, "guest_reports"), name);
+
+	cr_assert_not_null(v, "guest did not report %s", name);
+	return json_integer_value(v);
+}
+
+static json_int_t path_int(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(json_object_get(o, a), b);
+
+	cr_assert_not_null(v, "no %s.%s", a, b);
+	return json_integer_value(v);
+}
+
+static void assert_vm_ok(struct run *r, json_t *vm)
+{
+	cr_assert(json_is_true(json_object_get(vm, "ok")), "vm %s not ok: %s; stderr: %s",
+		  json_string_value(json_object_get(vm, "name")),
+		  json_string_value(json_object_get(vm, "why")), r->err);
+	cr_assert_str_eq(json_string_value(json_object_get(vm, "state")), "exited");
+	cr_assert_eq(json_integer_value(json_object_get(vm, "exit_code")), 0);
+	cr_assert_eq(json_integer_value(json_object_get(vm, "corrupt_reports")), 0);
+}
+
+/* memtouch verifies every page it touches while chaos moves pages under it. */
+Test(vmm, memtouch_under_chaos, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=m1,mem=64M,vcpus=2,guest=memtouch,args=size=24M write=40",
+		"--seconds", "6", "--chaos", "20000", NULL,
+	};
+	struct run r;
+	json_t *vm;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 0);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	vm = vm_at(&r, 0);
+	assert_vm_ok(&r, vm);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	cr_assert_gt(report(vm, "accesses"), 1000);
+	cr_assert_gt(report(vm, "writes"), 100);
+	cr_assert_gt(report(vm, "sweeps"), 0);
+	/* The guest really ran into transitions: pages came back from the stores. */
+	cr_assert_gt(path_int(vm, "chaos", "transitions"), 1000);
+	cr_assert_gt(path_int(json_object_get(vm, "mem"), "faults", "store"), 100);
+	cr_assert_eq(path_int(json_object_get(vm, "mem"), "faults", "error"), 0);
+	/* A start line, a result line and the guest's figures. */
+	cr_assert(strstr(r.out, "vm m1: 64M RAM, 2 vCPUs, guest memtouch"), "%s", r.out);
+	cr_assert(strstr(r.out, "vm m1: ok: guest exited with 0"), "%s", r.out);
+	cr_assert(strstr(r.out, "vm m1: guest: "), "%s", r.out);
+	cr_assert_eq(count_lines(r.out), 3, "%s", r.out);
+	run_free(&r);
+}
+
+/* Several VMs in one process, each with its own RAM, vCPUs and serial log. */
+Test(vmm, three_vms, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=a,mem=32M,vcpus=2,guest=memtouch,args=size=8M",
+		"--vm", "name=b,mem=32M,vcpus=2,guest=memtouch,args=size=8M pattern=seq",
+		"--vm", "name=c,mem=32M,vcpus=2,guest=memtouch,args=size=8M hot=10",
+		"--seconds", "4", "--chaos", "5000", NULL,
+	};
+	char path[160], log[4096];
+	struct run r;
+	size_t i;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 0);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	for (i = 0; i < 3; i++) {
+		json_t *vm = vm_at(&r, i);
+
+		assert_vm_ok(&r, vm);
+		cr_assert_eq(json_array_size(json_object_get(vm, "vcpus")), 2);
+		cr_assert_gt(report(vm, "accesses"), 100);
+		snprintf(path, sizeof(path), "%s/%c.serial.log", r.dir, (int)('a' + i));
+		read_text(path, log, sizeof(log));
+		cr_assert(strstr(log, "memtouch"), "serial log %s: %s", path, log);
+	}
+	run_free(&r);
+}
+
+/* dupfill lays out the asked-for mix and finds it intact at the end. */
+Test(vmm, dupfill, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=d,mem=64M,vcpus=2,guest=dupfill,args=size=16M zero=25 dup=50 then=touch",
+		"--seconds", "3", "--chaos", "10000", NULL,
+	};
+	json_int_t zero, dup, uniq, total = (16 << 20) / 4096;
+	struct run r;
+	json_t *vm;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 0);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	vm = vm_at(&r, 0);
+	assert_vm_ok(&r, vm);
+	zero = report(vm, "zero_pages");
+	dup = report(vm, "dup_pages");
+	uniq = report(vm, "unique_pages");
+	cr_assert_eq(zero + dup + uniq, total);
+	cr_assert(zero >= total * 24 / 100 && zero <= total * 26 / 100, "zero %lld", zero);
+	cr_assert(dup >= total * 49 / 100 && dup <= total * 51 / 100, "dup %lld", dup);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	run_free(&r);
+}
+
+/* cpuburn's duty cycle shows up as ovc's run and halt time for the vCPU. */
+Test(vmm, cpuburn_duty, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=half,mem=8M,vcpus=1,guest=cpuburn,args=duty=30 period=20",
+		"--vm", "name=full,mem=8M,vcpus=1,guest=cpuburn,args=duty=100",
+		"--seconds", "3", NULL,
+	};
+	struct run r;
+	json_t *half, *full, *c;
+	double run_ns, halt_ns;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 0);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	half = vm_at(&r, 0);
+	full = vm_at(&r, 1);
+	assert_vm_ok(&r, half);
+	assert_vm_ok(&r, full);
+
+	c = json_array_get(json_object_get(half, "vcpus"), 0);
+	run_ns = (double)json_integer_value(json_object_get(c, "run_ns"));
+	halt_ns = (double)json_integer_value(json_object_get(c, "halt_ns"));
+	cr_assert_gt(json_integer_value(json_object_get(c, "halts")), 20);
+	/* Idle 70% of the time by its own clock; the host is shared, so loosely. */
+	cr_assert(halt_ns / (run_ns + halt_ns) > 0.4, "halt share %.2f",
+		  halt_ns / (run_ns + halt_ns));
+	cr_assert_gt(report(half, "periods"), 20);
+	cr_assert_gt(report(half, "idle_us"), report(half, "busy_us"));
+
+	c = json_array_get(json_object_get(full, "vcpus"), 0);
+	cr_assert_lt(json_integer_value(json_object_get(c, "halt_ns")), 100000000);
+	cr_assert_gt(report(full, "work"), 0);
+	run_free(&r);
+}
+
+/* SIGTERM asks the guests to finish; they run their final checks and exit. */
+Test(vmm, sigterm_finishes_guests, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=t,mem=16M,vcpus=2,guest=memtouch", NULL,
+	};
+	struct run r;
+	json_t *vm;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 1500);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	vm = vm_at(&r, 0);
+	assert_vm_ok(&r, vm);
+	cr_assert_gt(report(vm, "sweeps"), 0);
+	cr_assert(strstr(r.err, "asking the guests to finish"), "%s", r.err);
+	run_free(&r);
+}
+
+/* A file that is no guest is refused with one line before any vCPU runs. */
+Test(vmm, guest_not_elf, .timeout = 60)
+{
+	const char *args[] = {
+		"--vm", "name=bad,mem=8M,guest=/etc/hostname", NULL,
+	};
+	struct run r;
+
+	need_kvm();
+	vmm_run(&r, args, 50, 0);
+	cr_assert_eq(r.status, 3, "exit %d; stderr: %s", r.status, r.err);
+	cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+	cr_assert(strstr(r.err, "not an x86-64 ELF"), "%s", r.err);
+	run_free(&r);
+}
+
+/* Fixed arrays, no pointers: Criterion hands parameters to another process. */
+struct bad_cli {
+	char args[8][64];
+	char says[64];
+};
+
+static struct bad_cli bad_clis[] = {
+	{ { "" }, "no --vm" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,colour=red" }, "unknown key 'colour'" },
+	{ { "--vm", "name=a,mem=lots,guest=memtouch" }, "not a size" },
+	{ { "--vm", "name=a,mem=8Q,guest=memtouch" }, "not a size" },
+	{ { "--vm", "name=a,mem=8M" }, "missing guest=" },
+	{ { "--vm", "mem=8M,guest=memtouch" }, "missing name=" },
+	{ { "--vm", "name=a,mem=8M,guest=nosuchguest" }, "no guest 'nosuchguest'" },
+	{ { "--vm", "name=a,mem=128G,guest=memtouch" }, "mem must be" },
+	{ { "--vm", "name=a,mem=5M,guest=memtouch" }, "mem must be" },
+	{ { "--vm", "name=a,mem=8M,vcpus=0,guest=memtouch" }, "vcpus '0'" },
+	{ { "--vm", "name=a,mem=8M,vcpus=99,guest=memtouch" }, "vcpus '99'" },
+	{ { "--vm", "name=a b,mem=8M,guest=memtouch" }, "bad name" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,args=\"x" }, "unterminated quote" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--vm", "name=a,mem=8M,guest=memtouch" },
+	  "two VMs are named 'a'" },
+	{ { "--vm", "name=a,mem=16G,guest=memtouch", "--host-mem", "1G" },
+	  "more than 4x the host memory" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--host-mem", "1000T" },
+	  "more than this machine's" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--seconds", "soon" },
+	  "not a number of seconds" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--chaos", "-5" }, "--chaos" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--frobnicate" }, "unknown" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "stray" }, "unexpected argument" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--seed", "x" }, "--seed 'x' is not a number" },
+};
+
+ParameterizedTestParameters(vmm, bad_command_line)
+{
+	return cr_make_param_array(struct bad_cli, bad_clis, sizeof(bad_clis) / sizeof(bad_clis[0]));
+}
+
+/* Bad input: one clear line on stderr, exit code 2, no VM started. */
+ParameterizedTest(struct bad_cli *c, vmm, bad_command_line, .timeout = 30)
+{
+	const char *args[9];
+	unsigned int n = 0;
+	struct run r;
+
+	while (n < 8 && c->args[n][0]) {
+		args[n] = c->args[n];
+		n++;
+	}
+	args[n] = NULL;
+	vmm_run(&r, args, 20, 0);
+	cr_assert_eq(r.status, 2, "exit %d for '%s'; stderr: %s", r.status, c->says, r.err);
+	cr_assert_eq(count_lines(r.err), 1, "stderr: %s", r.err);
+	cr_assert(strstr(r.err, c->says), "expected '%s' in: %s", c->says, r.err);
+	cr_assert_str_eq(r.out, "");
+	cr_assert_null(r.json);
+	run_free(&r);
+}
+
+Test(vmm, help, .timeout = 30)
+{
+	const char *args[] = { "--help", NULL };
+	struct run r;
+
+	vmm_run(&r, args, 20, 0);
+	cr_assert_eq(r.status, 0);
+	cr_assert(strstr(r.out, "--vm name=N,mem=SIZE,vcpus=C,guest=G"), "%s", r.out);
+	cr_assert(strstr(r.out, "Exit status"), "%s", r.out);
+	cr_assert_str_eq(r.err, "");
+	run_free(&r);
+}

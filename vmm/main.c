@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: MIT
+/* vmm/main.c: ovc-vmm: run several KVM VMs on libovc RAM until they finish, then summarize. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm/vmm.h"
+
+static void on_kick(int sig)
+{
+	(void)sig;	/* only interrupts KVM_RUN and ppoll */
+}
+
+static void ovc_log(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	fprintf(stderr, "ovc: %s%s\n", level <= OVC_LOG_ERR ? "error: " :
+		level <= OVC_LOG_WARN ? "warning: " : "", msg);
+}
+
+static unsigned int running_vms(struct vmm *vmm)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < vmm->nvms; i++)
+		n += vmm_vm_running(vmm->vms[i]);
+	return n;
+}
+
+/* Wait for a VM to stop, a signal, or @deadline_ns (0: none). Return the signal or 0. */
+static int wait_event(struct vmm *vmm, int sfd, uint64_t deadline_ns)
+{
+	struct pollfd p[2] = {
+		{ .fd = vmm->done_fd, .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+	uint64_t now = vmm_now_ns(), drain;
+	int timeout = 200;
+
+	if (deadline_ns) {
+		if (now >= deadline_ns)
+			return 0;
+		if ((deadline_ns - now) / 1000000 < (uint64_t)timeout)
+			timeout = (int)((deadline_ns - now) / 1000000) + 1;
+	}
+	if (poll(p, 2, timeout) <= 0)
+		return 0;
+	if (p[0].revents && read(vmm->done_fd, &drain, sizeof(drain)) < 0) {
+		/* drained by an earlier read */
+	}
+	if (p[1].revents && read(sfd, &si, sizeof(si)) == sizeof(si))
+		return (int)si.ssi_signo;
+	return 0;
+}
+
+/*
+ * Run until every guest exits; at --seconds or on SIGINT/SIGTERM ask the
+ * guests to finish, give them --grace seconds, then stop what is left.
+ */
+static void run(struct vmm *vmm, int sfd)
+{
+	const struct vmm_opts *o = vmm->opts;
+	uint64_t start = vmm_now_ns(), deadline = 0, grace_end = 0;
+	unsigned int i;
+	int sig;
+
+	if (o->seconds > 0)
+		deadline = start + (uint64_t)(o->seconds * 1e9);
+	while (running_vms(vmm)) {
+		sig = wait_event(vmm, sfd, grace_end ? grace_end : deadline);
+		if (sig && grace_end)
+			break;		/* a second signal: stop now */
+		if (!grace_end && (sig || (deadline && vmm_now_ns() >= deadline))) {
+			if (sig)
+				fprintf(stderr, "ovc-vmm: %s: asking the guests to finish (again to stop now)\n",
+					strsignal(sig));
+			for (i = 0; i < vmm->nvms; i++)
+				vmm_vm_request_stop(vmm->vms[i]);
+			grace_end = vmm_now_ns() + (uint64_t)(o->grace * 1e9) + 1;
+		} else if (grace_end && vmm_now_ns() >= grace_end) {
+			break;
+		}
+	}
+	for (i = 0; i < vmm->nvms; i++)
+		vmm_vm_finish(vmm->vms[i], VM_CRASHED, 3,
+			      "did not finish within %g s of being asked", o->grace);
+}
+
+int main(int argc, char **argv)
+{
+	struct ovc_host_config cfg;
+	struct vmm_opts opts;
+	struct vmm vmm = { .opts = &opts, .kvm_fd = -1, .done_fd = -1 };
+	struct sigaction sa;
+	sigset_t block;
+	unsigned int i;
+	int ret, sfd = -1, status = 3;
+
+	ret = vmm_parse_args(argc, argv, &opts, stderr);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+
+	vmm.kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vmm.kvm_fd < 0) {
+		fprintf(stderr, "ovc-vmm: cannot open /dev/kvm: %s\n", strerror(errno));
+		return 3;
+	}
+	/* SIGUSR1 only kicks vCPU threads out of KVM_RUN; the others go to a signalfd. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_kick;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	sfd = signalfd(-1, &block, SFD_CLOEXEC);
+	vmm.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sfd < 0 || vmm.done_fd < 0) {
+		fprintf(stderr, "ovc-vmm: signalfd/eventfd: %s\n", strerror(errno));
+		goto out;
+	}
+
+	ovc_host_config_init(&cfg);
+	cfg.fault_threads = opts.fault_threads;
+	cfg.log_fn = ovc_log;
+	cfg.log_level = OVC_LOG_WARN;
+	vmm.host = ovc_host_new(&cfg);
+	if (!vmm.host) {
+		fprintf(stderr, "ovc-vmm: ovc_host_new: %s\n", strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < opts.nvms; i++) {
+		vmm.vms[i] = vmm_vm_new(&vmm, &opts.vms[i], i);
+		if (!vmm.vms[i])
+			goto out_vms;
+		vmm.nvms++;
+	}
+	for (i = 0; i < vmm.nvms; i++) {
+		if (!opts.quiet)
+			vmm_print_start(vmm.vms[i], stdout);
+		if (vmm_vm_start(vmm.vms[i]))
+			break;
+	}
+	fflush(stdout);
+	run(&vmm, sfd);
+
+	status = 0;
+	for (i = 0; i < vmm.nvms; i++) {
+		vmm_vm_join(vmm.vms[i]);
+		if (!opts.quiet)
+			vmm_print_result(vmm.vms[i], stdout);
+		if (!vmm_vm_ok(vmm.vms[i]))
+			status = 1;
+	}
+	if (opts.json && vmm_write_json(&vmm, opts.json)) {
+		fprintf(stderr, "ovc-vmm: cannot write %s\n", opts.json);
+		status = status ? status : 1;
+	}
+out_vms:
+	for (i = 0; i < vmm.nvms; i++) {
+		if (vmm_vm_destroy(vmm.vms[i]))
+			fprintf(stderr, "ovc-vmm: vm %s: not torn down cleanly\n", opts.vms[i].name);
+	}
+	if (vmm.host && ovc_host_destroy(vmm.host))
+		fprintf(stderr, "ovc-vmm: host not torn down cleanly\n");
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (vmm.done_fd >= 0)
+		close(vmm.done_fd);
+	close(vmm.kvm_fd);
+	return status;
+}

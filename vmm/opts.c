@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: MIT
+/* vmm/opts.c: ovc-vmm's command line: --vm specs, sizes, and the one-line errors for bad input. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/vmm.h"
+
+void vmm_usage(FILE *out)
+{
+	fprintf(out,
+"usage: ovc-vmm --vm SPEC [--vm SPEC ...] [options]\n"
+"\n"
+"Runs KVM virtual machines whose RAM is owned by libovc. Each VM runs a\n"
+"freestanding test guest at CPL3 and logs its serial port to a file.\n"
+"\n"
+"  --vm name=N,mem=SIZE,vcpus=C,guest=G[,args=\"...\"]\n"
+"        one VM (up to %d): N is 1-63 characters of [A-Za-z0-9_.-]; SIZE a\n"
+"        multiple of 2M between 4M and 64G (suffixes K, M, G, T; 1.5G is\n"
+"        fine); C from 1 to %d (default 1); G is memtouch, dupfill, cpuburn or\n"
+"        a path to a guest ELF; args is handed to the guest (quote it when it\n"
+"        holds commas).\n"
+"  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
+"                      RAM); VMs may total up to %dx it (overcommit)\n"
+"  --seconds N         run N seconds, then ask every guest to finish (default:\n"
+"                      until every guest exits)\n"
+"  --grace N           seconds a guest may take to finish once asked (default 30)\n"
+"  --log-dir DIR       where each VM's serial log NAME.serial.log goes (default .)\n"
+"  --json FILE         write a JSON summary of every VM at exit ('-': stdout)\n"
+"  --chaos RATE        test option: move about RATE random pages per second per\n"
+"                      VM through libovc's page transitions (stores in memory)\n"
+"  --seed N            seed for guests and chaos (default 1)\n"
+"  --fault-threads N   libovc fault-engine threads (default 2)\n"
+"  --guest-dir DIR     where guests are looked up by name\n"
+"  --quiet             no per-VM lines on stdout\n"
+"  --help              this text\n"
+"\n"
+"Exit status: 0 every guest finished cleanly; 1 a guest failed, crashed or\n"
+"reported lost memory; 2 bad command line; 3 the VMs could not be set up.\n",
+		VMM_MAX_VMS, OVC_GUEST_MAX_VCPUS, VMM_OVERCOMMIT_MAX);
+}
+
+int vmm_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v, mul = 1;
+
+	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': mul = 1ULL << 10; end++; break;
+	case 'm': case 'M': mul = 1ULL << 20; end++; break;
+	case 'g': case 'G': mul = 1ULL << 30; end++; break;
+	case 't': case 'T': mul = 1ULL << 40; end++; break;
+	default: break;
+	}
+	if (*end == 'i' || *end == 'B')	/* 512MiB, 512MB */
+		end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
+	if (*end || !isfinite(v) || v < 0 || v * mul >= 18446744073709551615.0)
+		return -EINVAL;
+	v *= mul;
+	if (v != floor(v))
+		return -EINVAL;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 63)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* Copy @v (@len bytes) into @dst of @cap; false when it does not fit. */
+static bool copy_value(char *dst, size_t cap, const char *v, size_t len)
+{
+	if (len >= cap)
+		return false;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+	return true;
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || *end || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * name=a,mem=512M,vcpus=2,guest=memtouch,args="x=1,y=2": values run to the
+ * next comma unless they start with a double quote.
+ */
+static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
+{
+	bool have_name = false, have_mem = false, have_guest = false;
+	const char *p = spec;
+	char key[32], val[OVC_GUEST_ARGS_MAX];
+	unsigned long long u;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->vcpus = 1;
+	while (*p) {
+		const char *eq = strchr(p, '='), *v, *end;
+		size_t klen, vlen;
+
+		if (!eq || eq == p) {
+			fprintf(err, "ovc-vmm: --vm '%s': expected key=value at '%s'\n", spec, p);
+			return -EINVAL;
+		}
+		klen = (size_t)(eq - p);
+		if (!copy_value(key, sizeof(key), p, klen)) {
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%.*s'\n", spec,
+				(int)klen, p);
+			return -EINVAL;
+		}
+		v = eq + 1;
+		if (*v == '"') {
+			end = strchr(v + 1, '"');
+			if (!end) {
+				fprintf(err, "ovc-vmm: --vm '%s': unterminated quote in %s\n",
+					spec, key);
+				return -EINVAL;
+			}
+			vlen = (size_t)(end - v - 1);
+			v++;
+			end++;
+			if (*end && *end != ',') {
+				fprintf(err, "ovc-vmm: --vm '%s': expected ',' after the quoted %s\n",
+					spec, key);
+				return -EINVAL;
+			}
+		} else {
+			end = strchr(v, ',');
+			if (!end)
+				end = v + strlen(v);
+			vlen = (size_t)(end - v);
+		}
+		if (!copy_value(val, sizeof(val), v, vlen)) {
+			fprintf(err, "ovc-vmm: --vm '%s': value of %s is too long\n", spec, key);
+			return -EINVAL;
+		}
+		p = *end ? end + 1 : end;
+
+		if (!strcmp(key, "name")) {
+			if (!valid_name(val)) {
+				fprintf(err, "ovc-vmm: --vm: bad name '%s' (1-63 characters of A-Za-z0-9_.-)\n",
+					val);
+				return -EINVAL;
+			}
+			snprintf(vm->name, sizeof(vm->name), "%s", val);
+			have_name = true;
+		} else if (!strcmp(key, "mem")) {
+			if (vmm_parse_size(val, &vm->mem)) {
+				fprintf(err, "ovc-vmm: --vm: mem '%s' is not a size (e.g. 512M, 1.5G)\n",
+					val);
+				return -EINVAL;
+			}
+			have_mem = true;
+		} else if (!strcmp(key, "vcpus")) {
+			if (parse_uint(val, OVC_GUEST_MAX_VCPUS, &u) || u == 0) {
+				fprintf(err, "ovc-vmm: --vm: vcpus '%s' must be 1 to %d\n", val,
+					OVC_GUEST_MAX_VCPUS);
+				return -EINVAL;
+			}
+			vm->vcpus = (unsigned int)u;
+		} else if (!strcmp(key, "guest")) {
+			if (!*val || !copy_value(vm->guest, sizeof(vm->guest), val, vlen)) {
+				fprintf(err, "ovc-vmm: --vm: bad guest '%s'\n", val);
+				return -EINVAL;
+			}
+			have_guest = true;
+		} else if (!strcmp(key, "args")) {
+			snprintf(vm->args, sizeof(vm->args), "%s", val);
+		} else {
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args)\n",
+				spec, key);
+			return -EINVAL;
+		}
+	}
+	if (!have_name || !have_mem || !have_guest) {
+		fprintf(err, "ovc-vmm: --vm '%s': missing %s\n", spec,
+			!have_name ? "name=" : !have_mem ? "mem=" : "guest=");
+		return -EINVAL;
+	}
+	if (vm->mem < VMM_VM_RAM_MIN || vm->mem > VMM_VM_RAM_MAX || vm->mem % (2ULL << 20)) {
+		fprintf(err, "ovc-vmm: --vm %s: mem must be a multiple of 2M from 4M to 64G\n",
+			vm->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int find_guest(const char *guest_dir, const char *guest, char *path, size_t len)
+{
+	const char *dirs[3];
+	unsigned int i, n = 0;
+
+	if (strchr(guest, '/')) {
+		snprintf(path, len, "%s", guest);
+		return access(path, R_OK) ? -errno : 0;
+	}
+	if (guest_dir)
+		dirs[n++] = guest_dir;
+	dirs[n++] = OVC_GUEST_BUILD_DIR;
+	dirs[n++] = OVC_GUEST_INSTALL_DIR;
+	for (i = 0; i < n; i++) {
+		snprintf(path, len, "%s/%s.elf", dirs[i], guest);
+		if (!access(path, R_OK))
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static uint64_t machine_ram(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+}
+
+static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(*out) || *out < 0 || *out > 1e7) {
+		fprintf(err, "ovc-vmm: %s '%s' is not a number of seconds\n", opt, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+enum {
+	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
+	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{ "vm", required_argument, NULL, OPT_VM },
+	{ "host-mem", required_argument, NULL, OPT_HOST_MEM },
+	{ "seconds", required_argument, NULL, OPT_SECONDS },
+	{ "grace", required_argument, NULL, OPT_GRACE },
+	{ "log-dir", required_argument, NULL, OPT_LOG_DIR },
+	{ "json", required_argument, NULL, OPT_JSON },
+	{ "chaos", required_argument, NULL, OPT_CHAOS },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "fault-threads", required_argument, NULL, OPT_FAULT_THREADS },
+	{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Return 0, 1 for --help (usage printed), or -EINVAL (one line printed to @err). */
+int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
+{
+	uint64_t total = 0, machine = machine_ram();
+	unsigned long long u;
+	unsigned int i, j;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->log_dir = ".";
+	o->grace = 30;
+	o->seed = 1;
+	o->fault_threads = 2;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_VM:
+			if (o->nvms == VMM_MAX_VMS) {
+				fprintf(err, "ovc-vmm: at most %d --vm\n", VMM_MAX_VMS);
+				return -EINVAL;
+			}
+			if (parse_vm(optarg, &o->vms[o->nvms], err))
+				return -EINVAL;
+			o->nvms++;
+			break;
+		case OPT_HOST_MEM:
+			if (vmm_parse_size(optarg, &o->host_mem) || o->host_mem == 0) {
+				fprintf(err, "ovc-vmm: --host-mem '%s' is not a size\n", optarg);
+				return -EINVAL;
+			}
+			if (machine && o->host_mem > machine) {
+				fprintf(err, "ovc-vmm: --host-mem %s is more than this machine's %llu MiB\n",
+					optarg, (unsigned long long)(machine >> 20));
+				return -EINVAL;
+			}
+			break;
+		case OPT_SECONDS:
+			if (parse_seconds("--seconds", optarg, &o->seconds, err))
+				return -EINVAL;
+			break;
+		case OPT_GRACE:
+			if (parse_seconds("--grace", optarg, &o->grace, err))
+				return -EINVAL;
+			break;
+		case OPT_LOG_DIR:
+			o->log_dir = optarg;
+			break;
+		case OPT_JSON:
+			o->json = optarg;
+			break;
+		case OPT_CHAOS:
+			if (parse_uint(optarg, 100000000ULL, &u) || u == 0) {
+				fprintf(err, "ovc-vmm: --chaos '%s' must be 1 to 100000000 pages/s\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->chaos_rate = u;
+			break;
+		case OPT_SEED:
+			if (parse_uint(optarg, ~0ULL, &u)) {
+				fprintf(err, "ovc-vmm: --seed '%s' is not a number\n", optarg);
+				return -EINVAL;
+			}
+			o->seed = u;
+			break;
+		case OPT_FAULT_THREADS:
+			if (parse_uint(optarg, 64, &u) || u == 0) {
+				fprintf(err, "ovc-vmm: --fault-threads '%s' must be 1 to 64\n", optarg);
+				return -EINVAL;
+			}
+			o->fault_threads = (unsigned int)u;
+			break;
+		case OPT_GUEST_DIR:
+			o->guest_dir = optarg;
+			break;
+		case OPT_QUIET:
+			o->quiet = true;
+			break;
+		case OPT_HELP:
+			vmm_usage(stdout);
+			return 1;
+		default:
+			if (optopt && optopt < 256)
+				fprintf(err, "ovc-vmm: unknown option '-%c' (see --help)\n", optopt);
+			else
+				fprintf(err, "ovc-vmm: unknown or incomplete option '%s' (see --help)\n",
+					argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(err, "ovc-vmm: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->nvms == 0) {
+		fprintf(err, "ovc-vmm: no --vm given (see --help)\n");
+		return -EINVAL;
+	}
+	for (i = 0; i < o->nvms; i++) {
+		for (j = 0; j < i; j++) {
+			if (!strcmp(o->vms[i].name, o->vms[j].name)) {
+				fprintf(err, "ovc-vmm: two VMs are named '%s'\n", o->vms[i].name);
+				return -EINVAL;
+			}
+		}
+		total += o->vms[i].mem;
+		if (find_guest(o->guest_dir, o->vms[i].guest, o->vms[i].guest_path,
+			       sizeof(o->vms[i].guest_path))) {
+			fprintf(err, "ovc-vmm: vm %s: no guest '%s'%s\n", o->vms[i].name,
+				o->vms[i].guest, strchr(o->vms[i].guest, '/') ? "" :
+				" (memtouch, dupfill, cpuburn, or a path to an ELF)");
+			return -EINVAL;
+		}
+	}
+	if (!o->host_mem)
+		o->host_mem = machine;
+	if (o->host_mem && total > o->host_mem * VMM_OVERCOMMIT_MAX) {
+		fprintf(err, "ovc-vmm: the VMs' RAM (%llu MiB) is more than %dx the host memory (%llu MiB)\n",
+			(unsigned long long)(total >> 20), VMM_OVERCOMMIT_MAX,
+			(unsigned long long)(o->host_mem >> 20));
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+/* vmm/summary.c: what ovc-vmm prints per VM at start and at exit, and the JSON summary. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "vmm/vmm.h"
+
+static const char *const state_names[] = {
+	[VM_RUNNING] = "running",
+	[VM_EXITED] = "exited",
+	[VM_CRASHED] = "crashed",
+};
+
+static void fmt_size(uint64_t b, char *buf, size_t len)
+{
+	if (b >= (1ULL << 30) && b % (1ULL << 30) == 0)
+		snprintf(buf, len, "%" PRIu64 "G", b >> 30);
+	else
+		snprintf(buf, len, "%" PRIu64 "M", b >> 20);
+}
+
+void vmm_print_start(struct vmm_vm *vm, FILE *out)
+{
+	char mem[32];
+
+	fmt_size(vm->spec->mem, mem, sizeof(mem));
+	fprintf(out, "vm %s: %s RAM, %u vCPU%s, guest %s%s%s%s, serial %s\n", vm->spec->name,
+		mem, vm->spec->vcpus, vm->spec->vcpus > 1 ? "s" : "", vm->spec->guest,
+		vm->spec->args[0] ? " (" : "", vm->spec->args, vm->spec->args[0] ? ")" : "",
+		vm->serial_path);
+}
+
+static uint64_t guest_report(struct vmm_vm *vm, const char *name, bool *found)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->nreports; i++) {
+		if (!strcmp(vm->reports[i].name, name)) {
+			if (found)
+				*found = true;
+			return vm->reports[i].value;
+		}
+	}
+	return 0;
+}
+
+/* A VM passed when its guest exited 0 and nothing reported lost memory. */
+static bool vm_ok(struct vmm_vm *vm)
+{
+	return vm->state == VM_EXITED && vm->exit_code == 0 &&
+	       atomic_load(&vm->corrupt_reports) == 0 && guest_report(vm, "corrupt", NULL) == 0;
+}
+
+void vmm_print_result(struct vmm_vm *vm, FILE *out)
+{
+	double secs = (double)(vm->ended_ns - vm->started_ns) / 1e9;
+	struct ovc_mem_stats st;
+	uint64_t faults = 0;
+	int k;
+
+	ovc_vm_get_mem_stats(vm->ovc, &st);
+	for (k = 0; k < OVC_FAULT_NR_KINDS; k++)
+		faults += st.faults[k];
+	fprintf(out, "vm %s: %s: %s after %.1f s; %" PRIu64 " corruptions reported, %" PRIu64
+		" faults served", vm->spec->name, vm_ok(vm) ? "ok" : "FAILED", vm->why, secs,
+		atomic_load(&vm->corrupt_reports), faults);
+	if (vm->chaos)
+		fprintf(out, ", %" PRIu64 " chaos transitions", vm->chaos_res.transitions);
+	fprintf(out, "\n");
+	if (vm->nreports) {
+		unsigned int i;
+
+		fprintf(out, "vm %s: guest:", vm->spec->name);
+		for (i = 0; i < vm->nreports; i++)
+			fprintf(out, " %s=%" PRIu64, vm->reports[i].name, vm->reports[i].value);
+		fprintf(out, "\n");
+	}
+}
+
+bool vmm_vm_ok(struct vmm_vm *vm)
+{
+	return vm_ok(vm);
+}
+
+static json_t *mem_json(struct vmm_vm *vm)
+{
+	json_t *o = json_object(), *pages = json_object(), *faults = json_object();
+	struct ovc_mem_stats st;
+	int k;
+
+	ovc_vm_get_mem_stats(vm->ovc, &st);
+	for (k = 0; k < OVC_PAGE_NR_STATES; k++)
+		json_object_set_new(pages, ovc_page_state_name(k), json_integer((json_int_t)st.pages[k]));
+	for (k = 0; k < OVC_FAULT_NR_KINDS; k++)
+		json_object_set_new(faults, ovc_fault_kind_name(k), json_integer((json_int_t)st.faults[k]));
+	json_object_set_new(o, "pages", pages);
+	json_object_set_new(o, "faults", faults);
+	json_object_set_new(o, "fault_p50_ns",
+			    json_integer((json_int_t)ovc_mem_stats_fault_quantile_ns(&st, 0.5)));
+	json_object_set_new(o, "fault_p99_ns",
+			    json_integer((json_int_t)ovc_mem_stats_fault_quantile_ns(&st, 0.99)));
+	json_object_set_new(o, "transitions_committed",
+			    json_integer((json_int_t)st.transitions_committed));
+	json_object_set_new(o, "transitions_aborted",
+			    json_integer((json_int_t)st.transitions_aborted));
+	json_object_set_new(o, "store_errors", json_integer((json_int_t)st.store_errors));
+	return o;
+}
+
+static json_t *vm_json(struct vmm_vm *vm)
+{
+	json_t *o = json_object(), *vcpus = json_array(), *rep = json_object();
+	unsigned int i;
+
+	json_object_set_new(o, "name", json_string(vm->spec->name));
+	json_object_set_new(o, "guest", json_string(vm->spec->guest));
+	json_object_set_new(o, "args", json_string(vm->spec->args));
+	json_object_set_new(o, "mem_bytes", json_integer((json_int_t)vm->spec->mem));
+	json_object_set_new(o, "ok", json_boolean(vm_ok(vm)));
+	json_object_set_new(o, "state", json_string(state_names[vm->state]));
+	json_object_set_new(o, "exit_code", json_integer(vm->exit_code));
+	json_object_set_new(o, "why", json_string(vm->why));
+	json_object_set_new(o, "seconds",
+			    json_real((double)(vm->ended_ns - vm->started_ns) / 1e9));
+	json_object_set_new(o, "serial_log", json_string(vm->serial_path));
+	json_object_set_new(o, "serial_bytes", json_integer((json_int_t)vm->serial.bytes));
+	json_object_set_new(o, "corrupt_reports",
+			    json_integer((json_int_t)atomic_load(&vm->corrupt_reports)));
+	for (i = 0; i < vm->nreports; i++)
+		json_object_set_new(rep, vm->reports[i].name,
+				    json_integer((json_int_t)vm->reports[i].value));
+	json_object_set_new(o, "guest_reports", rep);
+	for (i = 0; i < vm->spec->vcpus; i++) {
+		const struct vmm_vcpu *v = &vm->vcpus[i];
+		json_t *c = json_object();
+
+		json_object_set_new(c, "index", json_integer(i));
+		json_object_set_new(c, "tid", json_integer(v->final.tid));
+		json_object_set_new(c, "run_ns", json_integer((json_int_t)v->final.run_ns));
+		json_object_set_new(c, "halt_ns", json_integer((json_int_t)v->final.halt_ns));
+		json_object_set_new(c, "runs", json_integer((json_int_t)v->final.runs));
+		json_object_set_new(c, "halts", json_integer((json_int_t)v->final.halts));
+		json_object_set_new(c, "exits", json_integer((json_int_t)v->exits));
+		json_object_set_new(c, "io_exits", json_integer((json_int_t)v->io_exits));
+		json_object_set_new(c, "mmio_exits", json_integer((json_int_t)v->mmio_exits));
+		json_object_set_new(c, "unknown_io", json_integer((json_int_t)v->unknown_io));
+		json_array_append_new(vcpus, c);
+	}
+	json_object_set_new(o, "vcpus", vcpus);
+	json_object_set_new(o, "mem", mem_json(vm));
+	if (vm->chaos) {
+		json_t *c = json_object();
+
+		json_object_set_new(c, "rate", json_integer((json_int_t)vm->vmm->opts->chaos_rate));
+		json_object_set_new(c, "transitions",
+				    json_integer((json_int_t)vm->chaos_res.transitions));
+		json_object_set_new(c, "aborts", json_integer((json_int_t)vm->chaos_res.aborts));
+		json_object_set_new(c, "busy", json_integer((json_int_t)vm->chaos_res.busy));
+		json_object_set_new(o, "chaos", c);
+	}
+	return o;
+}
+
+/* Every VM's summary, as {"vms": [...]}, to @path ('-': stdout). Return 0 or -errno. */
+int vmm_write_json(struct vmm *vmm, const char *path)
+{
+	json_t *root = json_object(), *vms = json_array();
+	unsigned int i;
+	int ret = 0;
+
+	if (!root || !vms)
+		return -ENOMEM;
+	for (i = 0; i < vmm->nvms; i++)
+		json_array_append_new(vms, vm_json(vmm->vms[i]));
+	json_object_set_new(root, "vms", vms);
+	json_object_set_new(root, "host_mem_bytes", json_integer((json_int_t)vmm->opts->host_mem));
+	if (!strcmp(path, "-")) {
+		if (json_dumpf(root, stdout, JSON_INDENT(2)) || fputc('\n', stdout) == EOF)
+			ret = -EIO;
+	} else if (json_dump_file(root, path, JSON_INDENT(2))) {
+		ret = -EIO;
+	}
+	json_decref(root);
+	return ret;
+}

@@ -1,0 +1,317 @@
+// SPDX-License-Identifier: MIT
+/* vmm/vm.c: one KVM VM on libovc RAM: creation, start, stop, and its end state. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tests/kit/chaos.h"
+#include "vmm/vmm.h"
+
+#define KVM_TSS_GPA	0xfffbd000ULL	/* where VMX keeps its real-mode TSS; out of our way */
+
+static int add_ram(struct vmm_vm *vm)
+{
+	uint64_t mem = vm->spec->mem;
+	struct kvm_userspace_memory_region r = { 0 };
+	void *hva;
+	int ret;
+
+	vm->low_size = mem < OVC_GUEST_LOW_RAM_END ? mem : OVC_GUEST_LOW_RAM_END;
+	vm->high_size = mem - vm->low_size;
+	ret = ovc_vm_add_ram(vm->ovc, 0, vm->low_size, &hva);
+	if (ret)
+		return ret;
+	vm->low = hva;
+	r.slot = 0;
+	r.memory_size = vm->low_size;
+	r.userspace_addr = (uintptr_t)hva;
+	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		return -errno;
+	if (!vm->high_size)
+		return 0;
+	ret = ovc_vm_add_ram(vm->ovc, OVC_GUEST_HIGH_RAM, vm->high_size, &hva);
+	if (ret)
+		return ret;
+	vm->high = hva;
+	r.slot = 1;
+	r.guest_phys_addr = OVC_GUEST_HIGH_RAM;
+	r.memory_size = vm->high_size;
+	r.userspace_addr = (uintptr_t)hva;
+	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
+}
+
+static int create_vcpu(struct vmm_vm *vm, unsigned int i)
+{
+	struct vmm_vcpu *v = &vm->vcpus[i];
+	int size, ret;
+
+	v->vm = vm;
+	v->index = i;
+	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, i);
+	if (v->fd < 0)
+		return -errno;
+	size = ioctl(vm->vmm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (size <= 0)
+		return -errno;
+	v->run_size = (size_t)size;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return -errno;
+	}
+	v->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->wake_fd < 0)
+		return -errno;
+	ret = vmm_boot_vcpu(vm, v);
+	if (ret)
+		return ret;
+	if (i == 0) {
+		struct ovc_guest_boot *boot = vmm_gpa(vm, OVC_GUEST_BOOT_GPA, sizeof(*boot));
+		int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+
+		boot->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
+	}
+	return 0;
+}
+
+static void vm_error(struct vmm_vm *vm, const char *what, int err)
+{
+	fprintf(stderr, "ovc-vmm: vm %s: %s: %s\n", vm->spec->name, what, strerror(-err));
+}
+
+/**
+ * vmm_vm_new() - create a VM: libovc RAM, KVM VM and vCPUs, the guest loaded
+ * @vmm: the VMM
+ * @spec: its --vm
+ * @index: its position on the command line
+ *
+ * Called from the main thread. Prints one line on failure.
+ * Return: the VM, or NULL (everything undone).
+ */
+struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsigned int index)
+{
+	char err[512];
+	struct vmm_vm *vm;
+	unsigned int i;
+	int ret;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return NULL;
+	vm->vmm = vmm;
+	vm->spec = spec;
+	vm->index = index;
+	vm->fd = -1;
+	for (i = 0; i < OVC_GUEST_MAX_VCPUS; i++) {
+		vm->vcpus[i].fd = -1;
+		vm->vcpus[i].wake_fd = -1;
+	}
+	pthread_mutex_init(&vm->lock, NULL);
+
+	vm->ovc = ovc_vm_new(vmm->host, spec->name);
+	if (!vm->ovc) {
+		vm_error(vm, "ovc_vm_new", -errno);
+		goto err;
+	}
+	vm->fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		vm_error(vm, "KVM_CREATE_VM", -errno);
+		goto err;
+	}
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0 ||
+	    ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		vm_error(vm, "KVM irqchip", -errno);
+		goto err;
+	}
+	ret = add_ram(vm);
+	if (ret) {
+		vm_error(vm, "guest RAM", ret);
+		goto err;
+	}
+	ret = vmm_load_guest(vm, spec->guest_path, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "ovc-vmm: vm %s: %s\n", spec->name, err);
+		goto err;
+	}
+	ret = vmm_setup_irqchip(vm);
+	if (ret) {
+		vm_error(vm, "IOAPIC", ret);
+		goto err;
+	}
+	for (i = 0; i < spec->vcpus; i++) {
+		ret = create_vcpu(vm, i);
+		if (ret) {
+			vm_error(vm, "vCPU set-up", ret);
+			goto err;
+		}
+	}
+	snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/%s.serial.log",
+		 vmm->opts->log_dir, spec->name);
+	ret = vmm_serial_init(&vm->serial, vm->serial_path);
+	if (ret) {
+		fprintf(stderr, "ovc-vmm: vm %s: cannot open %s: %s\n", spec->name,
+			vm->serial_path, strerror(-ret));
+		goto err;
+	}
+	return vm;
+err:
+	vmm_vm_destroy(vm);
+	return NULL;
+}
+
+/* Start chaos (when asked) and the vCPU threads. Called from the main thread. */
+int vmm_vm_start(struct vmm_vm *vm)
+{
+	const struct vmm_opts *o = vm->vmm->opts;
+	unsigned int i;
+	int ret;
+
+	if (o->chaos_rate) {
+		vm->chaos = chaos_start(vm->ovc, o->chaos_rate, o->seed * 7919 + vm->index);
+		if (!vm->chaos) {
+			vm_error(vm, "chaos", -errno);
+			return -errno;
+		}
+	}
+	vm->started_ns = vmm_now_ns();
+	atomic_store(&vm->running_vcpus, vm->spec->vcpus);
+	for (i = 0; i < vm->spec->vcpus; i++) {
+		ret = -pthread_create(&vm->vcpus[i].thread, NULL, vmm_vcpu_thread, &vm->vcpus[i]);
+		if (ret) {
+			vm_error(vm, "vCPU thread", ret);
+			atomic_fetch_sub(&vm->running_vcpus, vm->spec->vcpus - i);
+			vmm_vm_finish(vm, VM_CRASHED, 3, "cannot start vCPU %u", i);
+			return ret;
+		}
+		vm->vcpus[i].started = true;
+	}
+	return 0;
+}
+
+bool vmm_vm_running(struct vmm_vm *vm)
+{
+	bool r;
+
+	pthread_mutex_lock(&vm->lock);
+	r = vm->state == VM_RUNNING;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+/* Ask the guest to finish: it polls boot->stop. Called from the main thread. */
+void vmm_vm_request_stop(struct vmm_vm *vm)
+{
+	struct ovc_guest_boot *boot = vmm_gpa(vm, OVC_GUEST_BOOT_GPA, sizeof(*boot));
+	unsigned int i;
+
+	__atomic_store_n(&boot->stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < vm->spec->vcpus; i++) {
+		uint64_t one = 1;
+
+		if (write(vm->vcpus[i].wake_fd, &one, sizeof(one)) < 0) {
+			/* the counter is full: a wake-up is pending anyway */
+		}
+	}
+}
+
+/* Make every vCPU thread leave its run loop. Called from any thread. */
+void vmm_vm_halt_vcpus(struct vmm_vm *vm)
+{
+	unsigned int i;
+
+	for (i = 0; i < vm->spec->vcpus; i++) {
+		atomic_store(&vm->vcpus[i].stop, true);
+		if (vm->vcpus[i].started)
+			vmm_vcpu_kick(&vm->vcpus[i]);
+	}
+}
+
+/**
+ * vmm_vm_finish() - record how a VM ended (the first call wins) and stop its vCPUs
+ * @vm: the VM
+ * @state: VM_EXITED or VM_CRASHED
+ * @code: the guest's exit code (or the VMM's for a crash)
+ * @fmt: why, for the summary
+ *
+ * Called from a vCPU thread (EXIT, PANIC, KVM errors) or the main thread.
+ */
+void vmm_vm_finish(struct vmm_vm *vm, enum vmm_vm_state state, int code, const char *fmt, ...)
+{
+	va_list ap;
+	bool first;
+
+	pthread_mutex_lock(&vm->lock);
+	first = vm->state == VM_RUNNING;
+	if (first) {
+		vm->state = state;
+		vm->exit_code = code;
+		vm->ended_ns = vmm_now_ns();
+		va_start(ap, fmt);
+		vsnprintf(vm->why, sizeof(vm->why), fmt, ap);
+		va_end(ap);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (first) {
+		uint64_t one = 1;
+
+		vmm_vm_halt_vcpus(vm);
+		if (write(vm->vmm->done_fd, &one, sizeof(one)) < 0) {
+			/* the main thread also polls with a timeout */
+		}
+	}
+}
+
+/* Stop and join the vCPU threads, then chaos. Called from the main thread. */
+void vmm_vm_join(struct vmm_vm *vm)
+{
+	unsigned int i;
+
+	vmm_vm_halt_vcpus(vm);
+	for (i = 0; i < OVC_GUEST_MAX_VCPUS; i++) {
+		if (vm->vcpus[i].started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].started = false;
+		}
+	}
+	if (vm->chaos)
+		chaos_stop(vm->chaos, &vm->chaos_res);
+	if (!vm->ended_ns)
+		vm->ended_ns = vmm_now_ns();
+}
+
+/* Join what still runs and free everything. Called from the main thread. */
+int vmm_vm_destroy(struct vmm_vm *vm)
+{
+	unsigned int i;
+	int ret = 0;
+
+	if (!vm)
+		return 0;
+	vmm_vm_join(vm);
+	for (i = 0; i < OVC_GUEST_MAX_VCPUS; i++) {
+		struct vmm_vcpu *v = &vm->vcpus[i];
+
+		if (v->run)
+			munmap(v->run, v->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+		if (v->wake_fd >= 0)
+			close(v->wake_fd);
+	}
+	if (vm->fd >= 0)
+		close(vm->fd);
+	if (vm->ovc && ovc_vm_destroy(vm->ovc))
+		ret = -EBUSY;
+	chaos_destroy(vm->chaos);
+	vmm_serial_fini(&vm->serial);
+	pthread_mutex_destroy(&vm->lock);
+	free(vm);
+	return ret;
+}
