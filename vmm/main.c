@@ -68,6 +68,7 @@ static void run(struct vmm *vmm, int sfd)
 {
 	const struct vmm_opts *o = vmm->opts;
 	uint64_t start = vmm_now_ns(), deadline = 0, grace_end = 0;
+	bool forced = false;
 	unsigned int i;
 	int sig;
 
@@ -75,8 +76,10 @@ static void run(struct vmm *vmm, int sfd)
 		deadline = start + (uint64_t)(o->seconds * 1e9);
 	while (running_vms(vmm)) {
 		sig = wait_event(vmm, sfd, grace_end ? grace_end : deadline);
-		if (sig && grace_end)
-			break;		/* a second signal: stop now */
+		if (sig && grace_end) {
+			forced = true;	/* a second signal: stop now */
+			break;
+		}
 		if (!grace_end && (sig || (deadline && vmm_now_ns() >= deadline))) {
 			if (sig)
 				fprintf(stderr, "ovc-vmm: %s: asking the guests to finish (again to stop now)\n",
@@ -88,9 +91,13 @@ static void run(struct vmm *vmm, int sfd)
 			break;
 		}
 	}
-	for (i = 0; i < vmm->nvms; i++)
-		vmm_vm_finish(vmm->vms[i], VM_CRASHED, 3,
-			      "did not finish within %g s of being asked", o->grace);
+	for (i = 0; i < vmm->nvms; i++) {
+		if (forced)
+			vmm_vm_finish(vmm->vms[i], VM_CRASHED, 3, "stopped by a second signal");
+		else
+			vmm_vm_finish(vmm->vms[i], VM_CRASHED, 3,
+				      "did not finish within %g s of being asked", o->grace);
+	}
 }
 
 int main(int argc, char **argv)

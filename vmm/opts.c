@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +19,13 @@ void vmm_usage(FILE *out)
 "Runs KVM virtual machines whose RAM is owned by libovc. Each VM runs a\n"
 "freestanding test guest at CPL3 and logs its serial port to a file.\n"
 "\n"
-"  --vm name=N,mem=SIZE,vcpus=C,guest=G[,args=\"...\"]\n"
+"  --vm name=N,mem=SIZE,vcpus=C,guest=G[,args=\"...\"][,devices=D+D...]\n"
 "        one VM (up to %d): N is 1-63 characters of [A-Za-z0-9_.-]; SIZE a\n"
 "        multiple of 2M between 4M and 64G (suffixes K, M, G, T; 1.5G is\n"
 "        fine); C from 1 to %d (default 1); G is memtouch, dupfill, cpuburn or\n"
 "        a path to a guest ELF; args is handed to the guest (quote it when it\n"
-"        holds commas).\n"
+"        holds commas); devices are virtio-mmio devices at 0xd0000000 + n*4K,\n"
+"        interrupt pin 5 + n: rng (entropy).\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -106,6 +108,37 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 	*out = strtoull(s, &end, 10);
 	if (errno || *end || *out > max)
 		return -EINVAL;
+	return 0;
+}
+
+/* devices=rng+rng: virtio devices, one window each, in order. */
+static int parse_devices(const char *val, struct vmm_vm_spec *vm, FILE *err)
+{
+	static const char *const known[] = { "rng" };
+	const char *p = val;
+
+	vm->ndevices = 0;
+	while (*p) {
+		size_t len = strcspn(p, "+");
+		unsigned int k;
+
+		for (k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+			if (strlen(known[k]) == len && !strncmp(p, known[k], len))
+				break;
+		}
+		if (k == sizeof(known) / sizeof(known[0])) {
+			fprintf(err, "ovc-vmm: --vm: unknown device '%.*s' (rng)\n", (int)len, p);
+			return -EINVAL;
+		}
+		if (vm->ndevices == VMM_MAX_DEVICES) {
+			fprintf(err, "ovc-vmm: --vm: at most %d devices\n", VMM_MAX_DEVICES);
+			return -EINVAL;
+		}
+		snprintf(vm->devices[vm->ndevices++], sizeof(vm->devices[0]), "%s", known[k]);
+		p += len;
+		if (*p == '+')
+			p++;
+	}
 	return 0;
 }
 
@@ -194,8 +227,11 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 			have_guest = true;
 		} else if (!strcmp(key, "args")) {
 			snprintf(vm->args, sizeof(vm->args), "%s", val);
+		} else if (!strcmp(key, "devices")) {
+			if (parse_devices(val, vm, err))
+				return -EINVAL;
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices)\n",
 				spec, key);
 			return -EINVAL;
 		}
@@ -216,6 +252,7 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 static int find_guest(const char *guest_dir, const char *guest, char *path, size_t len)
 {
 	const char *dirs[3];
+	char buf[PATH_MAX];
 	unsigned int i, n = 0;
 
 	if (strchr(guest, '/')) {
@@ -227,9 +264,11 @@ static int find_guest(const char *guest_dir, const char *guest, char *path, size
 	dirs[n++] = OVC_GUEST_BUILD_DIR;
 	dirs[n++] = OVC_GUEST_INSTALL_DIR;
 	for (i = 0; i < n; i++) {
-		snprintf(path, len, "%s/%s.elf", dirs[i], guest);
-		if (!access(path, R_OK))
+		snprintf(buf, sizeof(buf), "%s/%s.elf", dirs[i], guest);
+		if (!access(buf, R_OK)) {
+			snprintf(path, len, "%s", buf);
 			return 0;
+		}
 	}
 	return -ENOENT;
 }

@@ -110,6 +110,47 @@ static json_t *mem_json(struct vmm_vm *vm)
 	return o;
 }
 
+static json_t *devices_json(struct vmm_vm *vm)
+{
+	json_t *arr = json_array();
+	unsigned int i;
+
+	for (i = 0; i < vm->ndevs; i++) {
+		struct vmm_virtio *dev = &vm->devs[i];
+		json_t *d = json_object(), *t = json_object();
+		struct ovc_virtio_stats st;
+
+		vmm_virtio_stats(dev, &st);
+#define STAT(f) json_object_set_new(t, #f, json_integer((json_int_t)st.f))
+		STAT(bad_register_access);
+		STAT(bad_status);
+		STAT(features_refused);
+		STAT(bad_queue_config);
+		STAT(bad_avail_idx);
+		STAT(bad_desc_index);
+		STAT(chain_loop);
+		STAT(chain_too_long);
+		STAT(desc_out_of_ram);
+		STAT(desc_straddle);
+		STAT(bad_chain);
+		STAT(bad_indirect);
+		STAT(queue_broken);
+		STAT(notifies);
+		STAT(notifies_ignored);
+		STAT(interrupts);
+		STAT(interrupts_suppressed);
+		STAT(resets);
+#undef STAT
+		json_object_set_new(d, "kind", json_string(dev->kind));
+		json_object_set_new(d, "gpa", json_integer((json_int_t)dev->gpa));
+		json_object_set_new(d, "irq_pin", json_integer(dev->pin));
+		json_object_set_new(d, "bytes", json_integer((json_int_t)dev->bytes));
+		json_object_set_new(d, "transport", t);
+		json_array_append_new(arr, d);
+	}
+	return arr;
+}
+
 static json_t *vm_json(struct vmm_vm *vm)
 {
 	json_t *o = json_object(), *vcpus = json_array(), *rep = json_object();
@@ -151,6 +192,7 @@ static json_t *vm_json(struct vmm_vm *vm)
 	}
 	json_object_set_new(o, "vcpus", vcpus);
 	json_object_set_new(o, "mem", mem_json(vm));
+	json_object_set_new(o, "devices", devices_json(vm));
 	if (vm->chaos) {
 		json_t *c = json_object();
 

@@ -190,9 +190,13 @@ static void handle_io(struct vmm_vcpu *v)
 static void handle_mmio(struct vmm_vcpu *v)
 {
 	struct kvm_run *run = v->run;
+	unsigned int len = run->mmio.len <= sizeof(run->mmio.data) ? run->mmio.len : 0;
 
-	/* No device answers here yet: reads see zeros, writes are dropped. */
 	v->mmio_exits++;
+	if (len && vmm_virtio_mmio(v->vm, run->mmio.phys_addr, run->mmio.data, len,
+				   run->mmio.is_write))
+		return;
+	/* Nothing lives there: reads see zeros, writes are dropped. */
 	v->unknown_io++;
 	if (!run->mmio.is_write)
 		memset(run->mmio.data, 0, sizeof(run->mmio.data));

@@ -145,6 +145,15 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 		vm_error(vm, "IOAPIC", ret);
 		goto err;
 	}
+	for (i = 0; i < spec->ndevices; i++) {
+		ret = vmm_virtio_add(vm, spec->devices[i]);
+		if (ret) {
+			vm_error(vm, spec->devices[i], ret);
+			goto err;
+		}
+	}
+	((struct ovc_guest_boot *)vmm_gpa(vm, OVC_GUEST_BOOT_GPA,
+					   sizeof(struct ovc_guest_boot)))->virtio_mmio_count = vm->ndevs;
 	for (i = 0; i < spec->vcpus; i++) {
 		ret = create_vcpu(vm, i);
 		if (ret) {
@@ -305,6 +314,7 @@ int vmm_vm_destroy(struct vmm_vm *vm)
 		if (v->wake_fd >= 0)
 			close(v->wake_fd);
 	}
+	vmm_virtio_remove_all(vm);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	if (vm->ovc && ovc_vm_destroy(vm->ovc))

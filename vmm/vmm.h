@@ -20,6 +20,7 @@
 #define VMM_VM_RAM_MIN		(4ULL << 20)
 #define VMM_VM_RAM_MAX		(64ULL << 30)	/* page directories the boot layout has room for */
 #define VMM_OVERCOMMIT_MAX	4		/* VMs may total this many times --host-mem */
+#define VMM_MAX_DEVICES		8		/* virtio-mmio windows per VM */
 
 struct vmm;
 struct vmm_vm;
@@ -40,6 +41,8 @@ struct vmm_vm_spec {
 	char guest[256];		/* a name in the guest directory, or a path */
 	char guest_path[4096];		/* the file it names */
 	char args[OVC_GUEST_ARGS_MAX];
+	char devices[VMM_MAX_DEVICES][16];	/* devices=rng+rng: virtio devices in order */
+	unsigned int ndevices;
 };
 
 /** struct vmm_opts - the command line */
@@ -84,6 +87,21 @@ struct vmm_vcpu {
 	struct ovc_vcpu_stats final;	/* ovc's view, taken as the thread ends */
 };
 
+/** struct vmm_virtio - one virtio-mmio device of a VM */
+struct vmm_virtio {
+	struct vmm_vm *vm;
+	const char *kind;
+	uint64_t gpa;			/* its 4 KiB window */
+	unsigned int pin;		/* IOAPIC pin = KVM GSI */
+	int irq_fd;			/* the KVM irqfd */
+	pthread_mutex_t lock;		/* serializes the transport: one vCPU at a time */
+	struct ovc_virtio_mmio *mmio;
+	struct ovc_guest_region regions[2];
+	struct ovc_virtio_mem mem;
+	uint64_t bytes;			/* device work (rng: bytes given), under @lock */
+	uint64_t irq_errors;		/* under @lock */
+};
+
 enum vmm_vm_state {
 	VM_RUNNING = 0,
 	VM_EXITED,			/* the guest wrote EXIT */
@@ -110,6 +128,8 @@ struct vmm_vm {
 	struct vmm_serial serial;
 	char serial_path[4096];
 	struct vmm_vcpu vcpus[OVC_GUEST_MAX_VCPUS];
+	struct vmm_virtio devs[VMM_MAX_DEVICES];
+	unsigned int ndevs;
 	struct chaos *chaos;
 	struct chaos_result chaos_res;	/* when chaos stopped */
 	uint64_t started_ns, ended_ns;
@@ -159,6 +179,13 @@ void vmm_vm_finish(struct vmm_vm *vm, enum vmm_vm_state state, int code, const c
 void vmm_vm_join(struct vmm_vm *vm);
 int vmm_vm_destroy(struct vmm_vm *vm);
 bool vmm_vm_running(struct vmm_vm *vm);
+
+/* virtio.c */
+int vmm_virtio_add(struct vmm_vm *vm, const char *kind);
+bool vmm_virtio_mmio(struct vmm_vm *vm, uint64_t gpa, uint8_t *data, unsigned int len,
+		     bool is_write);
+void vmm_virtio_remove_all(struct vmm_vm *vm);
+void vmm_virtio_stats(struct vmm_virtio *dev, struct ovc_virtio_stats *st);
 
 /* vcpu.c */
 void *vmm_vcpu_thread(void *arg);
