@@ -158,4 +158,67 @@ int ovc__virtq_enable(struct ovc_virtq *vq);
 /* QueueReady = 0: stop using the rings. */
 void ovc__virtq_disable(struct ovc_virtq *vq);
 
+/* ------------------------------------------------------------------------ */
+/* The balloon device (balloon.c) */
+
+#include <pthread.h>
+#include <ovc/balloon.h>
+
+enum ovc__balloon_queue {
+	OVC__BQ_NONE = 0,
+	OVC__BQ_INFLATE,
+	OVC__BQ_DEFLATE,
+	OVC__BQ_STATS,
+	OVC__BQ_REPORTING,
+};
+
+/**
+ * struct ovc_balloon - one VM's balloon device and controller state
+ *
+ * Locks: @tlock serializes the transport when the balloon owns it
+ * (ovc_balloon_mmio()); @lock protects everything else and is taken inside
+ * the transport's callbacks. Order: host lock, then @tlock, then @lock.
+ */
+struct ovc_balloon {
+	struct ovc_ram *ram;
+	const struct ovc_log *log;
+	void *owner;			/* the struct ovc_vm, for host/ */
+	struct ovc_balloon_config cfg;
+	struct ovc_virtio_device_ops ops;	/* ovc_balloon_virtio_ops with cfg's features */
+	uint64_t ram_pages;
+
+	pthread_mutex_t tlock;		/* protects @mmio's transport */
+	struct ovc_virtio_mmio *mmio;
+	struct ovc_guest_region regions[OVC_VM_RAM_RANGES_MAX];
+	struct ovc_virtio_mem mem;
+
+	pthread_mutex_t lock;		/* protects all below */
+	uint64_t features;		/* negotiated, 0 until DRIVER_OK */
+	uint32_t num_pages;		/* config: what the device asks for */
+	uint32_t actual;		/* config: what the driver says it holds */
+	uint64_t target_pages;		/* where the controller steps num_pages */
+	uint32_t last_actual;
+	uint64_t moved_ns;		/* last progress (or change of num_pages) */
+	bool stalled;
+	bool stats_held;		/* a statistics buffer kept to request the next */
+	struct ovc_virtq *stats_vq;
+	struct ovc_virtq_elem stats_elem;
+	uint64_t stats_asked_ns, stats_at_ns;
+	uint32_t stats_valid;
+	uint64_t stats[OVC_BALLOON_S_NR];
+	struct ovc_virtq_elem elem;	/* scratch for the queue being served */
+	struct ovc_xact xact;		/* scratch for page moves */
+	struct {
+		uint64_t inflated, deflated, reported;
+		uint64_t bad_pfn, dup_pfn, bad_deflate, misaligned, bad_requests;
+		uint64_t xact_errors, stalls, stats_updates;
+	} ctr;
+};
+
+/* A balloon on @ram; @owner is kept for the caller. NULL with errno. */
+struct ovc_balloon *ovc__balloon_new(struct ovc_ram *ram, const struct ovc_log *log,
+				     const struct ovc_balloon_config *cfg, void *owner);
+void ovc__balloon_destroy(struct ovc_balloon *b);
+void ovc__balloon_tick(struct ovc_balloon *b, uint64_t now);
+
 #endif /* OVC_BALLOON_INTERNAL_H */

@@ -6,6 +6,7 @@
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -434,6 +435,7 @@ void ovc__ram_store_release(struct ovc_ram *ram, uint64_t gfn, uint64_t e)
 
 void ovc__ram_get_stats(struct ovc_ram *ram, struct ovc_mem_stats *st)
 {
+	unsigned int r, n;
 	int i;
 
 	memset(st, 0, sizeof(*st));
@@ -451,4 +453,13 @@ void ovc__ram_get_stats(struct ovc_ram *ram, struct ovc_mem_stats *st)
 	st->transitions_aborted = atomic_load_explicit(&ram->xact_aborted,
 						       memory_order_relaxed);
 	st->store_errors = atomic_load_explicit(&ram->store_errors, memory_order_relaxed);
+
+	/* What the host really holds: the memfds' allocated blocks. */
+	n = atomic_load_explicit(&ram->nregions, memory_order_acquire);
+	for (r = 0; r < n; r++) {
+		struct stat sb;
+
+		if (!fstat(ram->regions[r].memfd, &sb))
+			st->host_bytes += (uint64_t)sb.st_blocks * 512;
+	}
 }

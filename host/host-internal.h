@@ -12,6 +12,7 @@
 #include <ovc/host.h>
 #include <ovc/vcpu.h>
 #include "core/core-internal.h"
+#include "balloon/balloon-internal.h"
 
 /*
  * typedef ovc_tick_fn - work the manager thread runs each tick, after the
@@ -41,6 +42,7 @@ struct ovc_vm {
 	struct ovc_vm_tick tick;	/* under host->lock */
 	struct cds_list_head vcpus;	/* struct ovc_vcpu by index, under host->lock */
 	unsigned int nvcpus;		/* under host->lock */
+	struct ovc_balloon *balloon;	/* under host->lock */
 };
 
 /**

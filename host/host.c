@@ -59,8 +59,11 @@ void ovc__host_tick(struct ovc_host *host)
 	} hooks[OVC_HOST_MAX_TICK_HOOKS];
 
 	pthread_mutex_lock(&host->lock);
-	cds_list_for_each_entry(vm, &host->vms, node)
+	cds_list_for_each_entry(vm, &host->vms, node) {
 		fold_vm(vm, now);
+		if (vm->balloon)
+			ovc__balloon_tick(vm->balloon, now);
+	}
 	n = host->nhooks;
 	memcpy(hooks, host->hooks, sizeof(hooks));
 	pthread_mutex_unlock(&host->lock);
@@ -301,10 +304,10 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 		return -EINVAL;
 	host = vm->host;
 	pthread_mutex_lock(&host->lock);
-	if (vm->nvcpus) {
+	if (vm->nvcpus || vm->balloon) {
 		pthread_mutex_unlock(&host->lock);
-		ovc__err(&host->log, "vm %s: cannot destroy: %u vCPUs still registered",
-			 vm->name, vm->nvcpus);
+		ovc__err(&host->log, "vm %s: cannot destroy: %u vCPUs%s still registered",
+			 vm->name, vm->nvcpus, vm->balloon ? " and a balloon" : "");
 		return -EBUSY;
 	}
 	cds_list_del(&vm->node);
@@ -362,4 +365,48 @@ void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out)
 	pthread_mutex_lock(&vm->host->lock);
 	*out = vm->tick;
 	pthread_mutex_unlock(&vm->host->lock);
+}
+
+OVC_EXPORT struct ovc_balloon *ovc_vm_add_balloon(struct ovc_vm *vm,
+						  const struct ovc_balloon_config *cfg)
+{
+	struct ovc_balloon *b;
+	int err = 0;
+
+	if (!vm) {
+		errno = EINVAL;
+		return NULL;
+	}
+	b = ovc__balloon_new(vm->ram, &vm->host->log, cfg, vm);
+	if (!b) {
+		ovc__err(&vm->host->log, "vm %s: bad balloon configuration", vm->name);
+		return NULL;
+	}
+	pthread_mutex_lock(&vm->host->lock);
+	if (vm->balloon)
+		err = EEXIST;
+	else
+		vm->balloon = b;
+	pthread_mutex_unlock(&vm->host->lock);
+	if (err) {
+		ovc__balloon_destroy(b);
+		errno = err;
+		return NULL;
+	}
+	return b;
+}
+
+OVC_EXPORT int ovc_balloon_remove(struct ovc_balloon *b)
+{
+	struct ovc_vm *vm;
+
+	if (!b)
+		return -EINVAL;
+	vm = b->owner;
+	/* Under the host lock no tick is inside the controller. */
+	pthread_mutex_lock(&vm->host->lock);
+	vm->balloon = NULL;
+	pthread_mutex_unlock(&vm->host->lock);
+	ovc__balloon_destroy(b);
+	return 0;
 }

@@ -20,12 +20,15 @@ void vmm_usage(FILE *out)
 "freestanding test guest at CPL3 and logs its serial port to a file.\n"
 "\n"
 "  --vm name=N,mem=SIZE,vcpus=C,guest=G[,args=\"...\"][,devices=D+D...]\n"
+"       [,balloon=T@S+T@S...]\n"
 "        one VM (up to %d): N is 1-63 characters of [A-Za-z0-9_.-]; SIZE a\n"
 "        multiple of 2M between 4M and 64G (suffixes K, M, G, T; 1.5G is\n"
 "        fine); C from 1 to %d (default 1); G is memtouch, dupfill, cpuburn or\n"
 "        a path to a guest ELF; args is handed to the guest (quote it when it\n"
 "        holds commas); devices are virtio-mmio devices at 0xd0000000 + n*4K,\n"
-"        interrupt pin 5 + n: rng (entropy).\n"
+"        interrupt pin 5 + n: rng (entropy), balloon (virtio-balloon, at most\n"
+"        one); balloon= sets the balloon's target T (50%% of mem, or 256M) S\n"
+"        seconds after start.\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -114,7 +117,7 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 /* devices=rng+rng: virtio devices, one window each, in order. */
 static int parse_devices(const char *val, struct vmm_vm_spec *vm, FILE *err)
 {
-	static const char *const known[] = { "rng" };
+	static const char *const known[] = { "rng", "balloon" };
 	const char *p = val;
 
 	vm->ndevices = 0;
@@ -127,7 +130,8 @@ static int parse_devices(const char *val, struct vmm_vm_spec *vm, FILE *err)
 				break;
 		}
 		if (k == sizeof(known) / sizeof(known[0])) {
-			fprintf(err, "ovc-vmm: --vm: unknown device '%.*s' (rng)\n", (int)len, p);
+			fprintf(err, "ovc-vmm: --vm: unknown device '%.*s' (rng, balloon)\n",
+				(int)len, p);
 			return -EINVAL;
 		}
 		if (vm->ndevices == VMM_MAX_DEVICES) {
@@ -140,6 +144,50 @@ static int parse_devices(const char *val, struct vmm_vm_spec *vm, FILE *err)
 			p++;
 	}
 	return 0;
+}
+
+/* balloon=50%@2+256M@5+0%@8: balloon targets over time (share of mem or a size). */
+static int parse_balloon(const char *val, struct vmm_vm_spec *vm, FILE *err)
+{
+	const char *p = val;
+	char item[64], *at, *end;
+
+	vm->nballoon = 0;
+	while (*p) {
+		size_t len = strcspn(p, "+");
+
+		if (vm->nballoon == VMM_BALLOON_STEPS || len >= sizeof(item))
+			goto bad;
+		memcpy(item, p, len);
+		item[len] = '\0';
+		at = strchr(item, '@');
+		if (!at)
+			goto bad;
+		*at++ = '\0';
+		errno = 0;
+		vm->balloon[vm->nballoon].at = strtod(at, &end);
+		if (errno || end == at || *end || vm->balloon[vm->nballoon].at < 0)
+			goto bad;
+		len = strlen(item);
+		if (len && item[len - 1] == '%') {
+			item[len - 1] = '\0';
+			vm->balloon[vm->nballoon].fraction = strtod(item, &end) / 100;
+			vm->balloon[vm->nballoon].bytes = 0;
+			if (end == item || *end || vm->balloon[vm->nballoon].fraction < 0 ||
+			    vm->balloon[vm->nballoon].fraction > 1)
+				goto bad;
+		} else if (vmm_parse_size(item, &vm->balloon[vm->nballoon].bytes)) {
+			goto bad;
+		}
+		vm->nballoon++;
+		p += strcspn(p, "+");
+		if (*p == '+')
+			p++;
+	}
+	return 0;
+bad:
+	fprintf(err, "ovc-vmm: --vm: bad balloon schedule '%s' (e.g. 50%%@2+0%%@8)\n", val);
+	return -EINVAL;
 }
 
 /*
@@ -230,8 +278,11 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 		} else if (!strcmp(key, "devices")) {
 			if (parse_devices(val, vm, err))
 				return -EINVAL;
+		} else if (!strcmp(key, "balloon")) {
+			if (parse_balloon(val, vm, err))
+				return -EINVAL;
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon)\n",
 				spec, key);
 			return -EINVAL;
 		}

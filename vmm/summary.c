@@ -107,6 +107,7 @@ static json_t *mem_json(struct vmm_vm *vm)
 	json_object_set_new(o, "transitions_aborted",
 			    json_integer((json_int_t)st.transitions_aborted));
 	json_object_set_new(o, "store_errors", json_integer((json_int_t)st.store_errors));
+	json_object_set_new(o, "host_bytes", json_integer((json_int_t)st.host_bytes));
 	return o;
 }
 
@@ -151,6 +152,41 @@ static json_t *devices_json(struct vmm_vm *vm)
 	return arr;
 }
 
+static json_t *balloon_json(struct ovc_balloon *b)
+{
+	json_t *o = json_object(), *stats = json_object();
+	struct ovc_balloon_stats st;
+	int k;
+
+	ovc_balloon_get_stats(b, &st);
+#define B(f) json_object_set_new(o, #f, json_integer((json_int_t)st.f))
+	B(target_pages);
+	B(num_pages);
+	B(actual_pages);
+	B(ballooned_pages);
+	B(inflated);
+	B(deflated);
+	B(reported_pages);
+	B(touched);
+	B(bad_pfn);
+	B(dup_pfn);
+	B(bad_deflate);
+	B(misaligned);
+	B(bad_requests);
+	B(stalls);
+	B(stats_updates);
+	B(features);
+#undef B
+	json_object_set_new(o, "stalled", json_boolean(st.stalled));
+	for (k = 0; k < OVC_BALLOON_S_NR; k++) {
+		if (st.stats_valid & (1U << k))
+			json_object_set_new(stats, ovc_balloon_stat_name(k),
+					    json_integer((json_int_t)st.stats[k]));
+	}
+	json_object_set_new(o, "guest_stats", stats);
+	return o;
+}
+
 static json_t *vm_json(struct vmm_vm *vm)
 {
 	json_t *o = json_object(), *vcpus = json_array(), *rep = json_object();
@@ -193,6 +229,8 @@ static json_t *vm_json(struct vmm_vm *vm)
 	json_object_set_new(o, "vcpus", vcpus);
 	json_object_set_new(o, "mem", mem_json(vm));
 	json_object_set_new(o, "devices", devices_json(vm));
+	if (vm->balloon)
+		json_object_set_new(o, "balloon", balloon_json(vm->balloon));
 	if (vm->chaos) {
 		json_t *c = json_object();
 

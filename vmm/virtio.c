@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* vmm/virtio.c: ovc-vmm's virtio-mmio devices: windows, irqfd interrupts, and an entropy device. */
+/* vmm/virtio.c: ovc-vmm's virtio-mmio devices: windows, irqfd interrupts, an entropy device, the balloon. */
 #include <errno.h>
 #include <inttypes.h>
 #include <string.h>
@@ -75,6 +75,50 @@ static void raise_irq(void *opaque)
 	}
 }
 
+/* The balloon brings its own transport and lock; the VMM only routes to it. */
+static int add_balloon(struct vmm_vm *vm, struct vmm_virtio *dev)
+{
+	int ret;
+
+	if (vm->balloon) {
+		ret = -EEXIST;
+		goto err;
+	}
+	dev->balloon = ovc_vm_add_balloon(vm->ovc, NULL);
+	if (!dev->balloon) {
+		ret = -errno;
+		goto err;
+	}
+	ret = ovc_balloon_mmio(dev->balloon, raise_irq, dev);
+	if (ret) {
+		ovc_balloon_remove(dev->balloon);
+		goto err;
+	}
+	vm->balloon = dev->balloon;
+	vm->ndevs++;
+	return 0;
+err:
+	close(dev->irq_fd);
+	return ret;
+}
+
+/* Apply the --vm balloon=...@T steps that are due. Called from the main thread. */
+void vmm_balloon_schedule(struct vmm_vm *vm, double elapsed)
+{
+	const struct vmm_vm_spec *spec = vm->spec;
+
+	while (vm->balloon && vm->balloon_next < spec->nballoon &&
+	       spec->balloon[vm->balloon_next].at <= elapsed) {
+		uint64_t bytes = spec->balloon[vm->balloon_next].bytes;
+
+		if (!bytes)
+			bytes = (uint64_t)(spec->balloon[vm->balloon_next].fraction *
+					   (double)spec->mem);
+		ovc_balloon_set_target(vm->balloon, bytes);
+		vm->balloon_next++;
+	}
+}
+
 /**
  * vmm_virtio_add() - put a device in the next virtio-mmio window of @vm
  * @vm: the VM, RAM added, irqchip created
@@ -93,6 +137,8 @@ int vmm_virtio_add(struct vmm_vm *vm, const char *kind)
 
 	if (!strcmp(kind, "rng"))
 		ops = &rng_ops;
+	else if (!strcmp(kind, "balloon"))
+		ops = NULL;
 	else
 		return -ENODEV;
 	if (n >= VMM_MAX_DEVICES)
@@ -123,6 +169,8 @@ int vmm_virtio_add(struct vmm_vm *vm, const char *kind)
 							     vm->high };
 		dev->mem.nregions = 2;
 	}
+	if (!ops)
+		return add_balloon(vm, dev);
 	dev->mmio = ovc_virtio_mmio_new(ops, dev, &dev->mem, raise_irq, dev);
 	if (!dev->mmio) {
 		int ret = -errno;
@@ -152,6 +200,11 @@ bool vmm_virtio_mmio(struct vmm_vm *vm, uint64_t gpa, uint8_t *data, unsigned in
 		return false;
 	dev = &vm->devs[n];
 	off = gpa - dev->gpa;
+	if (dev->balloon) {
+		if (ovc_balloon_mmio_access(dev->balloon, off, data, len, is_write) && !is_write)
+			memset(data, 0, len);
+		return true;
+	}
 	pthread_mutex_lock(&dev->lock);
 	if (is_write) {
 		ovc_virtio_mmio_write(dev->mmio, off, data, len);
@@ -177,15 +230,19 @@ void vmm_virtio_remove_all(struct vmm_vm *vm)
 
 		if (vm->fd >= 0)
 			ioctl(vm->fd, KVM_IRQFD, &irqfd);
+		if (dev->balloon)
+			ovc_balloon_remove(dev->balloon);
 		ovc_virtio_mmio_destroy(dev->mmio);
 		close(dev->irq_fd);
 		pthread_mutex_destroy(&dev->lock);
 	}
 	vm->ndevs = 0;
+	vm->balloon = NULL;
 }
 
 /* The device's transport counters, for the summary. */
 void vmm_virtio_stats(struct vmm_virtio *dev, struct ovc_virtio_stats *st)
 {
-	ovc_virtio_mmio_get_stats(dev->mmio, st);
+	ovc_virtio_mmio_get_stats(dev->balloon ? ovc_balloon_transport(dev->balloon) : dev->mmio,
+				  st);
 }

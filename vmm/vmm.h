@@ -21,6 +21,7 @@
 #define VMM_VM_RAM_MAX		(64ULL << 30)	/* page directories the boot layout has room for */
 #define VMM_OVERCOMMIT_MAX	4		/* VMs may total this many times --host-mem */
 #define VMM_MAX_DEVICES		8		/* virtio-mmio windows per VM */
+#define VMM_BALLOON_STEPS	16		/* balloon=...@T entries per VM */
 
 struct vmm;
 struct vmm_vm;
@@ -43,6 +44,12 @@ struct vmm_vm_spec {
 	char args[OVC_GUEST_ARGS_MAX];
 	char devices[VMM_MAX_DEVICES][16];	/* devices=rng+rng: virtio devices in order */
 	unsigned int ndevices;
+	struct {
+		double at;			/* seconds after start */
+		uint64_t bytes;			/* balloon target then */
+		double fraction;		/* or this share of mem, when bytes is 0 */
+	} balloon[VMM_BALLOON_STEPS];		/* balloon=50%@2+0%@8 */
+	unsigned int nballoon;
 };
 
 /** struct vmm_opts - the command line */
@@ -95,7 +102,8 @@ struct vmm_virtio {
 	unsigned int pin;		/* IOAPIC pin = KVM GSI */
 	int irq_fd;			/* the KVM irqfd */
 	pthread_mutex_t lock;		/* serializes the transport: one vCPU at a time */
-	struct ovc_virtio_mmio *mmio;
+	struct ovc_virtio_mmio *mmio;		/* NULL for the balloon: it owns its transport */
+	struct ovc_balloon *balloon;
 	struct ovc_guest_region regions[2];
 	struct ovc_virtio_mem mem;
 	uint64_t bytes;			/* device work (rng: bytes given), under @lock */
@@ -130,6 +138,8 @@ struct vmm_vm {
 	struct vmm_vcpu vcpus[OVC_GUEST_MAX_VCPUS];
 	struct vmm_virtio devs[VMM_MAX_DEVICES];
 	unsigned int ndevs;
+	struct ovc_balloon *balloon;		/* the devs[] entry's, if any */
+	unsigned int balloon_next;		/* next spec->balloon step to apply */
 	struct chaos *chaos;
 	struct chaos_result chaos_res;	/* when chaos stopped */
 	uint64_t started_ns, ended_ns;
@@ -186,6 +196,7 @@ bool vmm_virtio_mmio(struct vmm_vm *vm, uint64_t gpa, uint8_t *data, unsigned in
 		     bool is_write);
 void vmm_virtio_remove_all(struct vmm_vm *vm);
 void vmm_virtio_stats(struct vmm_virtio *dev, struct ovc_virtio_stats *st);
+void vmm_balloon_schedule(struct vmm_vm *vm, double elapsed);
 
 /* vcpu.c */
 void *vmm_vcpu_thread(void *arg);

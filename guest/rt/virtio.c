@@ -223,6 +223,16 @@ int virtio_config_read(const struct virtio_dev *dev, uint32_t offset, void *buf,
 	return -VIRTIO_EIO;
 }
 
+int virtio_config_write32(const struct virtio_dev *dev, uint32_t offset, uint32_t val)
+{
+	const uint32_t size = VIRTIO_MMIO_WINDOW - VIRTIO_MMIO_CONFIG;
+
+	if (offset % 4 || offset >= size || size - offset < 4)
+		return -VIRTIO_EINVAL;
+	mmio_write32(dev->base + VIRTIO_MMIO_CONFIG + offset, val);
+	return 0;
+}
+
 /* ---- split virtqueues ---- */
 
 int virtq_setup(struct virtq *vq, struct virtio_dev *dev, uint16_t index,

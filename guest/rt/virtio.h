@@ -93,6 +93,7 @@ const char *virtio_strerror(int err);
 
 /* Device IDs (spec: "Device Types"). */
 #define VIRTIO_ID_ENTROPY		4
+#define VIRTIO_ID_BALLOON		5	/* the traditional memory balloon */
 
 /* ---- split virtqueue layout (spec: "Split Virtqueues") ---- */
 
@@ -383,6 +384,18 @@ static inline uint32_t virtio_config_generation(const struct virtio_dev *d)
  */
 int virtio_config_read(const struct virtio_dev *dev, uint32_t offset, void *buf,
 		       uint32_t len) __attribute__((warn_unused_result));
+
+/**
+ * virtio_config_write32() - write the naturally aligned 32-bit config field at @offset
+ *
+ * One 32-bit access, as the spec asks for a field of that width (the
+ * balloon's @actual is the user). The device may change ConfigGeneration in
+ * response; callers that read the field back use virtio_config_read().
+ *
+ * Return: 0; -VIRTIO_EINVAL if @offset is unaligned or leaves the window.
+ */
+int virtio_config_write32(const struct virtio_dev *dev, uint32_t offset, uint32_t val)
+	__attribute__((warn_unused_result));
 
 /* ---- split virtqueues ---- */
 

@@ -78,6 +78,8 @@ enum ovc_fault_kind {
  * @transitions_committed: page transitions committed
  * @transitions_aborted: page transitions aborted (page left where it was)
  * @store_errors: store loads that failed (each also counted in faults)
+ * @host_bytes: host memory the VM's RAM holds now (the memfds' allocated
+ *	blocks: what ballooning, sharing and paging give back shows here)
  */
 struct ovc_mem_stats {
 	uint64_t ram_bytes;
@@ -88,6 +90,7 @@ struct ovc_mem_stats {
 	uint64_t transitions_committed;
 	uint64_t transitions_aborted;
 	uint64_t store_errors;
+	uint64_t host_bytes;
 };
 
 /**

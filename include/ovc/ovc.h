@@ -8,5 +8,6 @@
 #include <ovc/host.h>
 #include <ovc/vcpu.h>
 #include <ovc/virtio.h>
+#include <ovc/balloon.h>
 
 #endif /* OVC_OVC_H */
