@@ -169,18 +169,23 @@ static void pfn_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e,
 	apply_pfns(b, pfn, n, q);
 }
 
-/* Free page reporting: device-readable, page-aligned ranges of free guest memory. */
+/*
+ * Free page reporting: page-aligned ranges of free guest memory. The
+ * specification names no direction; Linux posts them device-writable, so
+ * both directions are ranges.
+ */
 static void report_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e)
 {
 	unsigned int s;
 
-	if (e->nin || !e->nout) {
+	if (!e->nin && !e->nout) {
 		b->ctr.bad_requests++;
 		return;
 	}
-	for (s = 0; s < e->nout; s++) {
-		uintptr_t hva = (uintptr_t)e->out[s].iov_base;
-		size_t len = e->out[s].iov_len;
+	for (s = 0; s < e->nout + e->nin; s++) {
+		const struct iovec *iov = s < e->nout ? &e->out[s] : &e->in[s - e->nout];
+		uintptr_t hva = (uintptr_t)iov->iov_base;
+		size_t len = iov->iov_len;
 		struct ovc_region *rg = ovc__ram_region_hva(b->ram, hva);
 		uint64_t gfn, left;
 

@@ -16,6 +16,9 @@
  *   seconds=N       run time; 0 = until boot->stop (default 0)
  *   shift=SECS      move the hot subset to the next hot-sized part of the
  *                   working set every SECS seconds; 0 = never (default 0)
+ *   balloon=on|off  drive a virtio-balloon (rt/balloon.c) from vCPU 0 over
+ *                   the heap after the working set (default off; with on,
+ *                   size= defaults to 40% of the heap)
  *
  * Layout: a uint32_t version per page at OVC_GUEST_HEAP (one run per vCPU),
  * then the working-set pages, page aligned. Page i belongs to vCPU
@@ -31,25 +34,60 @@
  * the page is then rewritten with a new version so one loss counts once.
  * After the run each vCPU verifies every page it owns (the final sweep).
  *
+ * balloon=on: the heap after the working set holds the driver's rings and
+ * bitmaps, then the balloon pool, which the working set never overlaps.
+ * vCPU 0 calls balloon_poll() every MT_BALLOON_POLL_MS of its access loop
+ * (inflating and deflating the pool toward the host's num_pages, answering
+ * statistics requests), reports free pool pages every MT_BALLOON_REPORT_MS
+ * when PAGE_REPORTING was negotiated, and at the end polls once more and
+ * writes actual a last time. memtouch allocates nothing from the pool: the
+ * working set must come through ballooning, reporting and chaos intact.
+ * A balloon that cannot be set up (no device) is an error, but memtouch
+ * runs on without it so that every vCPU reaches the end.
+ *
  * Reports (ADD, per vCPU): accesses, writes (every page write, repairs
  * included), verified_pages (accesses + sweep pages), corrupt, sweeps (1 per
  * vCPU that completed its final sweep). SET, from vCPU 0 at start: wss_pages.
- * Exit code: 0 if nothing was corrupt, 1 otherwise, 2 for bad arguments.
+ * With balloon=on, from vCPU 0 at the end: SET balloon_pages (pages in the
+ * balloon); ADD inflated, deflated, oom_deflated, reported, stats_updates,
+ * config_changes, errors (the balloon driver's failures).
+ * Exit code: 0 if nothing was corrupt and the balloon had no errors, 1
+ * otherwise, 2 for bad arguments.
  */
 #include "rt/rt.h"
+#include "rt/virtio.h"
+#include "rt/balloon.h"
 
 #define PROG		"memtouch"
 #define MT_MAGIC	0x6d656d746f756368ULL	/* "memtouch" */
 #define MT_HDR_WORDS	3
 #define MT_LOG_MAX	8	/* corrupt pages logged on serial, per VM */
 #define MT_TIME_EVERY	64	/* accesses between clock reads */
+#define MT_BALLOON_POLL_MS	5
+#define MT_BALLOON_REPORT_MS	1000
+#define MT_BALLOON_REPORT_PAGES	4096	/* 16 MiB per reporting round */
+#define MT_BALLOON_WSS_PCT	40	/* default size= with balloon=on */
 
 enum { PATTERN_RANDOM, PATTERN_SEQ };
 static const char *const patterns[] = { "random", "seq", NULL };
 
 struct mt_cfg {
 	struct rt_size size;
-	uint64_t hot, hot_access, write, pattern, seconds, shift;
+	uint64_t hot, hot_access, write, pattern, seconds, shift, balloon;
+};
+
+static const char *const onoff[] = { "off", "on", NULL };
+
+/* vCPU 0's balloon, with balloon=on: the heap after the working set. */
+struct mt_balloon {
+	bool live;		/* balloon_init() succeeded */
+	uint64_t meta_start;	/* the driver's rings and bitmaps from here */
+	uint64_t pool_start, pool_end;
+	uint64_t next_poll, next_report, poll_ticks, report_ticks;
+	uint64_t failures;	/* set-up failures, on top of the driver's errors */
+	struct virtio_dev dev;
+	struct virtio_heap heap;
+	struct balloon bd;
 };
 
 /* What every vCPU computes identically from the boot block and the args. */
@@ -231,8 +269,89 @@ static uint64_t pick(struct mt_vcpu *v, const struct mt_cfg *cfg)
 	return (v->hot_start + v->nhot + idx) % v->nlocal;
 }
 
+/*
+ * Where the balloon goes: after the working set, the driver's metadata, then
+ * the pool, 2 MiB aligned when that costs at most half of it. Pure
+ * arithmetic, so every vCPU agrees. Return false if no pool page is left.
+ */
+static bool balloon_layout(const struct mt_layout *lay, const struct ovc_guest_boot *boot,
+			   uint64_t *meta_start, uint64_t *pool_start, uint64_t *pool_end)
+{
+	uint64_t ws_end = (uintptr_t)lay->pages + lay->npages * PAGE_SIZE;
+	uint64_t heap_end = boot->heap_end & ~(PAGE_SIZE - 1), start;
+
+	if (ws_end >= heap_end)
+		return false;
+	start = ALIGN_UP(ws_end + balloon_meta_size(heap_end - ws_end), PAGE_SIZE);
+	if (start >= heap_end)
+		return false;
+	if (ALIGN_UP(start, 2ULL << 20) < heap_end - (heap_end - start) / 2)
+		start = ALIGN_UP(start, 2ULL << 20);
+	*meta_start = ws_end;
+	*pool_start = start;
+	*pool_end = heap_end;
+	return true;
+}
+
+/* vCPU 0: find and start the balloon. Failures are counted, not fatal. */
+static void balloon_start(struct mt_balloon *mb, const struct ovc_guest_boot *boot)
+{
+	const uint64_t features = BALLOON_FEATURES_ALL | VIRTIO_FEATURE(VIRTIO_F_EVENT_IDX);
+	char sz[32];
+	int ret;
+
+	/*
+	 * A guest's free memory has usually been used before: write each pool
+	 * page once, so the host holds it and the balloon gives something back.
+	 */
+	for (uint64_t pa = mb->pool_start; pa < mb->pool_end; pa += PAGE_SIZE)
+		*(volatile uint64_t *)pa = pa;
+	virtio_heap_init(&mb->heap, mb->meta_start, mb->pool_start);
+	ret = balloon_find(&mb->dev, boot);
+	if (ret) {
+		rt_printf(PROG ": balloon=on but no virtio-balloon among %u windows\n",
+			  boot->virtio_mmio_count);
+		mb->failures++;
+		return;
+	}
+	mb->bd.gstats.memtot = boot->ram_bytes + boot->high_ram_bytes;
+	ret = balloon_init(&mb->bd, &mb->dev, &mb->heap, mb->pool_start, mb->pool_end, features);
+	if (ret) {
+		rt_printf(PROG ": balloon_init: %s (status %#x)\n", virtio_strerror(ret),
+			  virtio_status(&mb->dev));
+		mb->failures++;
+		return;
+	}
+	mb->live = true;
+	mb->poll_ticks = ns_to_tsc(MT_BALLOON_POLL_MS * NSEC_PER_MSEC);
+	mb->report_ticks = ns_to_tsc(MT_BALLOON_REPORT_MS * NSEC_PER_MSEC);
+	mb->next_poll = rdtsc();
+	mb->next_report = mb->next_poll + mb->report_ticks;
+	rt_printf(PROG ": balloon pool %s at %#lx, features %#lx\n",
+		  rt_fmt_size(sz, sizeof(sz), mb->pool_end - mb->pool_start),
+		  (unsigned long)mb->pool_start, (unsigned long)mb->dev.features);
+}
+
+/* vCPU 0's balloon work, when due; @now is the current TSC. */
+static void balloon_tick(struct mt_balloon *mb, uint64_t now)
+{
+	struct balloon_guest_stats *s;
+
+	if (!mb->live || now < mb->next_poll)
+		return;
+	s = &mb->bd.gstats;
+	/* The pool is the only memory here that is not in use. */
+	s->memfree = s->avail = balloon_pool_free_bytes(&mb->bd);
+	balloon_poll(&mb->bd);		/* failures are counted and logged by the driver */
+	if (mb->bd.reporting && now >= mb->next_report) {
+		balloon_report_free(&mb->bd, MT_BALLOON_REPORT_PAGES);
+		mb->next_report = now + mb->report_ticks;
+	}
+	mb->next_poll = rdtsc() + mb->poll_ticks;
+}
+
 static void run(struct mt_vcpu *v, const struct mt_cfg *cfg,
-		const struct ovc_guest_boot *boot)
+		const struct ovc_guest_boot *boot, struct mt_balloon *mb)
 {
 	uint64_t t0 = rdtsc(), now;
 	uint64_t end = cfg->seconds ? t0 + ns_to_tsc(cfg->seconds * NSEC_PER_SEC) : 0;
@@ -246,6 +365,8 @@ static void run(struct mt_vcpu *v, const struct mt_cfg *cfg,
 			now = rdtsc();
 			if (end && now >= end)
 				break;
+			if (mb)
+				balloon_tick(mb, now);
 			continue;
 		}
 		access_page(v, pick(v, cfg), rng_pct(&v->rng, cfg->write));
@@ -261,6 +382,8 @@ static void run(struct mt_vcpu *v, const struct mt_cfg *cfg,
 			v->hot_start = (v->hot_start + v->nhot) % v->nlocal;
 			next_shift += shift_ticks;
 		}
+		if (mb)
+			balloon_tick(mb, now);
 	}
 }
 
@@ -278,19 +401,31 @@ int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 		{ "pattern", RT_ARG_CHOICE, &cfg.pattern, patterns },
 		{ "seconds", RT_ARG_U64, &cfg.seconds, NULL, 1ULL << 32 },
 		{ "shift", RT_ARG_U64, &cfg.shift, NULL, 1ULL << 32 },
+		{ "balloon", RT_ARG_CHOICE, &cfg.balloon, onoff },
 	};
+	static struct mt_balloon mb;	/* vCPU 0's only */
 	struct mt_layout lay;
 	struct mt_vcpu v = { .vcpu = vcpu, .nr = boot->nr_vcpus, .lay = &lay };
-	uint64_t l, t0, sweep_ns;
+	uint64_t l, t0, sweep_ns, meta_start = 0, pool_start = 0, pool_end = 0;
 	char sz[32];
 
 	if (rt_parse_args(PROG, boot->args, args, ARRAY_SIZE(args), vcpu == 0))
 		return 2;
+	/* With a balloon, "all of the heap" would leave it nothing. */
+	if (cfg.balloon && !cfg.size.bytes && !cfg.size.pct)
+		cfg.size.pct = MT_BALLOON_WSS_PCT;
 	if (!layout_init(&lay, boot, &cfg)) {
 		if (vcpu == 0)
 			rt_printf(PROG ": heap [%#lx, %#lx) too small for %u vcpus\n",
 				  (unsigned long)OVC_GUEST_HEAP, (unsigned long)boot->heap_end,
 				  boot->nr_vcpus);
+		return 2;
+	}
+	if (cfg.balloon && !balloon_layout(&lay, boot, &meta_start, &pool_start, &pool_end)) {
+		if (vcpu == 0)
+			rt_printf(PROG ": balloon=on: the working set of %lu pages leaves no "
+				  "room for a balloon pool below %#lx\n", (unsigned long)lay.npages,
+				  (unsigned long)boot->heap_end);
 		return 2;
 	}
 
@@ -312,9 +447,22 @@ int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 			  (unsigned long)cfg.write, patterns[cfg.pattern],
 			  (unsigned long)cfg.seconds, (unsigned long)cfg.shift);
 		report("wss_pages", OVC_GUEST_REPORT_SET, lay.npages);
+		if (cfg.balloon) {
+			mb.meta_start = meta_start;
+			mb.pool_start = pool_start;
+			mb.pool_end = pool_end;
+			balloon_start(&mb, boot);
+		}
 	}
 
-	run(&v, &cfg, boot);
+	run(&v, &cfg, boot, vcpu == 0 && cfg.balloon ? &mb : NULL);
+	if (vcpu == 0 && mb.live) {
+		/* At stop: one more poll (it does no waiting once stop is set), then actual. */
+		mb.next_poll = 0;
+		balloon_tick(&mb, rdtsc());
+		balloon_finish(&mb.bd);
+		balloon_check(&mb.bd);
+	}
 
 	/* Final sweep: every page we own, whatever its temperature. */
 	t0 = now_ns();
@@ -327,6 +475,23 @@ int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 	report("verified_pages", OVC_GUEST_REPORT_ADD, v.verified);
 	report("corrupt", OVC_GUEST_REPORT_ADD, v.corrupt);
 	report("sweeps", OVC_GUEST_REPORT_ADD, 1);
+	if (vcpu == 0 && cfg.balloon) {
+		report("balloon_pages", OVC_GUEST_REPORT_SET, mb.bd.nr_ballooned);
+		report("inflated", OVC_GUEST_REPORT_ADD, mb.bd.inflated);
+		report("deflated", OVC_GUEST_REPORT_ADD, mb.bd.deflated);
+		report("oom_deflated", OVC_GUEST_REPORT_ADD, mb.bd.oom_deflated);
+		report("reported", OVC_GUEST_REPORT_ADD, mb.bd.reported);
+		report("stats_updates", OVC_GUEST_REPORT_ADD, mb.bd.stats_updates);
+		report("config_changes", OVC_GUEST_REPORT_ADD, mb.bd.config_changes);
+		report("errors", OVC_GUEST_REPORT_ADD, mb.bd.errors + mb.failures);
+		rt_printf(PROG ": balloon: %lu pages (target %u, peak %u), inflated=%lu "
+			  "deflated=%lu reported=%lu stats_updates=%lu config_changes=%lu "
+			  "errors=%lu\n", (unsigned long)mb.bd.nr_ballooned, mb.bd.num_pages,
+			  mb.bd.num_pages_max, (unsigned long)mb.bd.inflated,
+			  (unsigned long)mb.bd.deflated, (unsigned long)mb.bd.reported,
+			  (unsigned long)mb.bd.stats_updates, (unsigned long)mb.bd.config_changes,
+			  (unsigned long)(mb.bd.errors + mb.failures));
+	}
 
 	__atomic_add_fetch(&total[0], v.accesses, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&total[1], v.writes, __ATOMIC_RELAXED);
@@ -341,5 +506,7 @@ int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 			  (unsigned long)__atomic_load_n(&total[2], __ATOMIC_RELAXED),
 			  (unsigned long)__atomic_load_n(&total[3], __ATOMIC_RELAXED),
 			  (unsigned long)v.nlocal, (unsigned long)(sweep_ns / NSEC_PER_MSEC));
+	if (vcpu == 0 && cfg.balloon && (mb.bd.errors || mb.failures))
+		return 1;
 	return v.corrupt ? 1 : 0;
 }

@@ -336,6 +336,89 @@ ParameterizedTest(struct rng_case *c, vmm, virtio_rng, .timeout = 60)
 	run_free(&r);
 }
 
+/*
+ * The balloon under the oracle: the host asks for half of the guest's RAM and
+ * then for none; memtouch's working set stays intact, the host gets the
+ * memory back meanwhile, and every page comes back.
+ */
+Test(vmm, balloon_half_and_back, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=b,mem=128M,vcpus=2,guest=memtouch,devices=balloon,"
+			"balloon=50%@1+0%@5,args=balloon=on",
+		"--seconds", "8", NULL,
+	};
+	const json_int_t half = (128 << 20) / 4096 / 2;
+	json_int_t max_bytes, at_peak;
+	json_t *vm, *b;
+	struct run r;
+
+	vm = run_ok(&r, args);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	cr_assert_eq(report(vm, "errors"), 0);
+	cr_assert_geq(report(vm, "inflated"), half);
+	cr_assert_eq(report(vm, "deflated"), report(vm, "inflated"));
+	b = json_object_get(vm, "balloon");
+	cr_assert_not_null(b);
+	cr_assert_eq(json_integer_value(json_object_get(b, "inflated")), report(vm, "inflated"));
+	cr_assert_eq(json_integer_value(json_object_get(b, "actual_pages")), 0);
+	cr_assert_eq(json_integer_value(json_object_get(b, "ballooned_pages")), 0);
+	cr_assert_eq(json_integer_value(json_object_get(b, "bad_pfn")), 0);
+	cr_assert_gt(json_integer_value(json_object_get(b, "stats_updates")), 0);
+	/* Measured, not assumed: the memfds shrank by what the balloon held. */
+	cr_assert_geq(json_integer_value(json_object_get(vm, "ballooned_max_pages")), half);
+	max_bytes = json_integer_value(json_object_get(vm, "host_bytes_max"));
+	at_peak = json_integer_value(json_object_get(vm, "host_bytes_at_ballooned_max"));
+	cr_assert_leq(at_peak, max_bytes - half * 4096 * 8 / 10,
+		      "host held %lld bytes at the balloon's peak, %lld at most", at_peak, max_bytes);
+	run_free(&r);
+}
+
+/* The same under chaos: pages move underneath both the guest and the balloon. */
+Test(vmm, balloon_under_chaos, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=c,mem=64M,vcpus=2,guest=memtouch,devices=balloon,"
+			"balloon=40%@1+10%@3+0%@4,args=balloon=on",
+		"--seconds", "6", "--chaos", "5000", NULL,
+	};
+	json_t *vm;
+	struct run r;
+
+	vm = run_ok(&r, args);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	cr_assert_eq(report(vm, "errors"), 0);
+	cr_assert_gt(report(vm, "inflated"), 0);
+	cr_assert_gt(path_int(vm, "chaos", "transitions"), 1000);
+	run_free(&r);
+}
+
+/*
+ * The driver's other duties: free page reporting, statistics, and
+ * deflate-on-OOM when the guest needs pages the balloon holds.
+ */
+Test(vmm, balloon_oom_and_reporting, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=o,mem=128M,vcpus=1,guest=balloontest,devices=balloon,"
+			"balloon=50%@1+20%@3+0%@6,args=oom=90",
+		"--seconds", "8", NULL,
+	};
+	json_t *vm, *gs;
+	struct run r;
+
+	vm = run_ok(&r, args);
+	cr_assert_eq(report(vm, "errors"), 0);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	cr_assert_gt(report(vm, "oom_deflated"), 0);
+	cr_assert_gt(report(vm, "reported"), 0);
+	cr_assert_gt(report(vm, "stats_updates"), 0);
+	gs = json_object_get(json_object_get(vm, "balloon"), "guest_stats");
+	cr_assert_not_null(json_object_get(gs, "total-memory"));
+	cr_assert_gt(json_integer_value(json_object_get(gs, "alloc-stalls")), 0);
+	run_free(&r);
+}
+
 /* SIGTERM asks the guests to finish; they run their final checks and exit. */
 Test(vmm, sigterm_finishes_guests, .timeout = 120)
 {
@@ -402,6 +485,9 @@ static struct bad_cli bad_clis[] = {
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--chaos", "-5" }, "--chaos" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--frobnicate" }, "unknown" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "stray" }, "unexpected argument" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,devices=floppy" }, "unknown device 'floppy'" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,balloon=50%" }, "bad balloon schedule" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,balloon=150%@1" }, "bad balloon schedule" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--seed", "x" }, "--seed 'x' is not a number" },
 };
 

@@ -75,8 +75,10 @@ static void run(struct vmm *vmm, int sfd)
 	if (o->seconds > 0)
 		deadline = start + (uint64_t)(o->seconds * 1e9);
 	while (running_vms(vmm)) {
-		for (i = 0; i < vmm->nvms; i++)
+		for (i = 0; i < vmm->nvms; i++) {
 			vmm_balloon_schedule(vmm->vms[i], (double)(vmm_now_ns() - start) / 1e9);
+			vmm_vm_sample(vmm->vms[i]);
+		}
 		sig = wait_event(vmm, sfd, grace_end ? grace_end : deadline);
 		if (sig && grace_end) {
 			forced = true;	/* a second signal: stop now */

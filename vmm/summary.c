@@ -228,6 +228,10 @@ static json_t *vm_json(struct vmm_vm *vm)
 	}
 	json_object_set_new(o, "vcpus", vcpus);
 	json_object_set_new(o, "mem", mem_json(vm));
+	json_object_set_new(o, "host_bytes_max", json_integer((json_int_t)vm->host_bytes_max));
+	json_object_set_new(o, "ballooned_max_pages", json_integer((json_int_t)vm->ballooned_max));
+	json_object_set_new(o, "host_bytes_at_ballooned_max",
+			    json_integer((json_int_t)vm->host_bytes_at_ballooned_max));
 	json_object_set_new(o, "devices", devices_json(vm));
 	if (vm->balloon)
 		json_object_set_new(o, "balloon", balloon_json(vm->balloon));

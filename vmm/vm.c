@@ -214,6 +214,20 @@ bool vmm_vm_running(struct vmm_vm *vm)
 	return r;
 }
 
+/* How much host memory the VM's RAM holds, and the balloon's size, now. Main thread. */
+void vmm_vm_sample(struct vmm_vm *vm)
+{
+	struct ovc_mem_stats st;
+
+	ovc_vm_get_mem_stats(vm->ovc, &st);
+	if (st.host_bytes > vm->host_bytes_max)
+		vm->host_bytes_max = st.host_bytes;
+	if (st.pages[OVC_PAGE_BALLOONED] > vm->ballooned_max) {
+		vm->ballooned_max = st.pages[OVC_PAGE_BALLOONED];
+		vm->host_bytes_at_ballooned_max = st.host_bytes;
+	}
+}
+
 /* Ask the guest to finish: it polls boot->stop. Called from the main thread. */
 void vmm_vm_request_stop(struct vmm_vm *vm)
 {

@@ -139,6 +139,9 @@ struct vmm_vm {
 	struct vmm_virtio devs[VMM_MAX_DEVICES];
 	unsigned int ndevs;
 	struct ovc_balloon *balloon;		/* the devs[] entry's, if any */
+	uint64_t host_bytes_max;		/* sampled by the main thread */
+	uint64_t ballooned_max;			/* pages, sampled likewise */
+	uint64_t host_bytes_at_ballooned_max;
 	unsigned int balloon_next;		/* next spec->balloon step to apply */
 	struct chaos *chaos;
 	struct chaos_result chaos_res;	/* when chaos stopped */
@@ -189,6 +192,7 @@ void vmm_vm_finish(struct vmm_vm *vm, enum vmm_vm_state state, int code, const c
 void vmm_vm_join(struct vmm_vm *vm);
 int vmm_vm_destroy(struct vmm_vm *vm);
 bool vmm_vm_running(struct vmm_vm *vm);
+void vmm_vm_sample(struct vmm_vm *vm);
 
 /* virtio.c */
 int vmm_virtio_add(struct vmm_vm *vm, const char *kind);
