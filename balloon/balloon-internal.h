@@ -212,7 +212,11 @@ struct ovc_balloon {
 		uint64_t inflated, deflated, reported;
 		uint64_t bad_pfn, dup_pfn, bad_deflate, misaligned, bad_requests;
 		uint64_t xact_errors, stalls, stats_updates;
+		uint64_t inflate_ns, deflate_ns;	/* time spent moving pages */
 	} ctr;
+	uint64_t asked_ns;		/* when num_pages last changed */
+	uint64_t settle_ns;		/* how long the guest took to follow it */
+	bool settled;
 };
 
 /* A balloon on @ram; @owner is kept for the caller. NULL with errno. */

@@ -107,12 +107,35 @@ static uint64_t move_run(struct ovc_balloon *b, uint64_t gfn, unsigned int n,
 	return changed;
 }
 
-/* Apply one list of PFNs, batching consecutive ones into runs. Called with b->lock held. */
-static void apply_pfns(struct ovc_balloon *b, const uint32_t *pfn, unsigned int n,
+static int cmp_pfn(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Apply one list of PFNs. Sorted first, so that a driver handing pages out in
+ * any order still gets whole runs moved in one transition each; a PFN twice
+ * in the list is counted once as a duplicate. Called with b->lock held.
+ */
+static void apply_pfns(struct ovc_balloon *b, uint32_t *pfn, unsigned int n,
 		       enum ovc__balloon_queue q)
 {
-	unsigned int i = 0;
+	unsigned int i = 0, j, k;
 
+	qsort(pfn, n, sizeof(*pfn), cmp_pfn);
+	for (j = 0, k = 0; j < n; j++) {
+		if (k && pfn[j] == pfn[k - 1]) {
+			if (q == OVC__BQ_INFLATE)
+				b->ctr.dup_pfn++;
+			else
+				b->ctr.bad_deflate++;
+			continue;
+		}
+		pfn[k++] = pfn[j];
+	}
+	n = k;
 	while (i < n) {
 		uint64_t gfn = pfn[i];
 		struct ovc_region *rg = ovc__ram_region_gfn(b->ram, gfn);
@@ -263,9 +286,14 @@ static void balloon_notify(void *opaque, struct ovc_virtq *vq)
 	while ((got = ovc_virtq_pop(vq, e)) > 0) {
 		switch (q) {
 		case OVC__BQ_INFLATE:
-		case OVC__BQ_DEFLATE:
+		case OVC__BQ_DEFLATE: {
+			uint64_t t0 = ovc__now_ns();
+
 			pfn_request(b, e, q);
+			*(q == OVC__BQ_INFLATE ? &b->ctr.inflate_ns : &b->ctr.deflate_ns) +=
+				ovc__now_ns() - t0;
 			break;
+		}
 		case OVC__BQ_REPORTING:
 			report_request(b, e);
 			break;
@@ -312,6 +340,10 @@ static void balloon_config_write(void *opaque, uint32_t offset, const void *buf,
 		cfg[1] = htole32(b->actual);
 		memcpy((uint8_t *)cfg + offset, buf, len);
 		b->actual = le32toh(cfg[1]);
+		if (!b->settled && b->actual == b->num_pages && b->asked_ns) {
+			b->settled = true;
+			b->settle_ns = ovc__now_ns() - b->asked_ns;
+		}
 	}
 	pthread_mutex_unlock(&b->lock);
 }
@@ -449,9 +481,28 @@ OVC_EXPORT int ovc_balloon_mmio_access(struct ovc_balloon *b, uint64_t offset, v
 	return ret;
 }
 
+/* Move num_pages one step toward the target. Called with b->lock held. */
+static bool step_toward_target(struct ovc_balloon *b, uint64_t now)
+{
+	uint64_t step = b->cfg.step_bytes >> OVC_PAGE_SHIFT;
+	uint64_t cur = b->num_pages, to = b->target_pages;
+
+	if (cur == to)
+		return false;
+	if (step == 0)
+		step = 1;
+	b->num_pages = (uint32_t)(to > cur ? (to - cur > step ? cur + step : to) :
+				  (cur - to > step ? cur - step : to));
+	b->moved_ns = now;	/* the guest gets stall_ms from each change */
+	b->asked_ns = now;
+	b->settled = false;
+	return true;
+}
+
 OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes)
 {
 	uint64_t cap, pages;
+	bool changed;
 
 	if (!b)
 		return -EINVAL;
@@ -461,7 +512,11 @@ OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes)
 	b->target_pages = pages < cap ? pages : cap;
 	if (b->target_pages > UINT32_MAX)
 		b->target_pages = UINT32_MAX;
+	/* The first step goes out now; the rest on the manager's ticks. */
+	changed = step_toward_target(b, ovc__now_ns());
 	pthread_mutex_unlock(&b->lock);
+	if (changed && b->cfg.notify)
+		b->cfg.notify(b->cfg.notify_opaque);
 	return 0;
 }
 
@@ -472,20 +527,10 @@ OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes)
  */
 void ovc__balloon_tick(struct ovc_balloon *b, uint64_t now)
 {
-	uint64_t step = b->cfg.step_bytes >> OVC_PAGE_SHIFT;
-	bool changed = false, ask = false;
+	bool changed, ask = false;
 
 	pthread_mutex_lock(&b->lock);
-	if (step == 0)
-		step = 1;
-	if (b->num_pages != b->target_pages) {
-		uint64_t cur = b->num_pages, to = b->target_pages;
-
-		b->num_pages = (uint32_t)(to > cur ? (to - cur > step ? cur + step : to) :
-					  (cur - to > step ? cur - step : to));
-		changed = true;
-		b->moved_ns = now;	/* the guest gets stall_ms from each change */
-	}
+	changed = step_toward_target(b, now);
 	if (b->actual != b->last_actual) {
 		b->last_actual = b->actual;
 		b->moved_ns = now;
@@ -547,6 +592,9 @@ OVC_EXPORT int ovc_balloon_get_stats(struct ovc_balloon *b, struct ovc_balloon_s
 	st->stats_valid = b->stats_valid;
 	memcpy(st->stats, b->stats, sizeof(st->stats));
 	st->features = b->features;
+	st->inflate_ns = b->ctr.inflate_ns;
+	st->deflate_ns = b->ctr.deflate_ns;
+	st->settle_ns = b->settled ? b->settle_ns : 0;
 	pthread_mutex_unlock(&b->lock);
 	st->ballooned_pages = ms.pages[OVC_PAGE_BALLOONED];
 	st->touched = ms.faults[OVC_FAULT_BALLOONED];

@@ -40,6 +40,7 @@ void vmm_usage(FILE *out)
 "                      VM through libovc's page transitions (stores in memory)\n"
 "  --seed N            seed for guests and chaos (default 1)\n"
 "  --fault-threads N   libovc fault-engine threads (default 2)\n"
+"  --balloon-step SIZE the most a balloon's target moves per second (default 64M)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --quiet             no per-VM lines on stdout\n"
 "  --help              this text\n"
@@ -347,6 +348,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
+	OPT_BALLOON_STEP,
 };
 
 static const struct option long_opts[] = {
@@ -361,6 +363,7 @@ static const struct option long_opts[] = {
 	{ "fault-threads", required_argument, NULL, OPT_FAULT_THREADS },
 	{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "balloon-step", required_argument, NULL, OPT_BALLOON_STEP },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -443,6 +446,13 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 			break;
 		case OPT_QUIET:
 			o->quiet = true;
+			break;
+		case OPT_BALLOON_STEP:
+			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {
+				fprintf(err, "ovc-vmm: --balloon-step '%s' is not a size of at least 4K\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case OPT_HELP:
 			vmm_usage(stdout);

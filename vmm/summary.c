@@ -176,6 +176,9 @@ static json_t *balloon_json(struct ovc_balloon *b)
 	B(stalls);
 	B(stats_updates);
 	B(features);
+	B(inflate_ns);
+	B(deflate_ns);
+	B(settle_ns);
 #undef B
 	json_object_set_new(o, "stalled", json_boolean(st.stalled));
 	for (k = 0; k < OVC_BALLOON_S_NR; k++) {

@@ -78,13 +78,17 @@ static void raise_irq(void *opaque)
 /* The balloon brings its own transport and lock; the VMM only routes to it. */
 static int add_balloon(struct vmm_vm *vm, struct vmm_virtio *dev)
 {
+	struct ovc_balloon_config cfg;
 	int ret;
 
 	if (vm->balloon) {
 		ret = -EEXIST;
 		goto err;
 	}
-	dev->balloon = ovc_vm_add_balloon(vm->ovc, NULL);
+	ovc_balloon_config_init(&cfg);
+	if (vm->vmm->opts->balloon_step)
+		cfg.step_bytes = vm->vmm->opts->balloon_step;
+	dev->balloon = ovc_vm_add_balloon(vm->ovc, &cfg);
 	if (!dev->balloon) {
 		ret = -errno;
 		goto err;

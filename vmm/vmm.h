@@ -65,6 +65,7 @@ struct vmm_opts {
 	uint64_t chaos_rate;		/* 0: no chaos */
 	uint64_t seed;
 	unsigned int fault_threads;
+	uint64_t balloon_step;		/* 0: libovc's default */
 	bool quiet;
 };
 

@@ -57,9 +57,9 @@ enum ovc_balloon_stat_tag {
  * @opaque: from the configuration
  *
  * Only for a VMM that drives the balloon through its own transport; called
- * from the host's manager thread with the host lock held, so it must not call
- * back into ovc. The VMM raises the configuration-change interrupt of its
- * transport.
+ * from the host's manager thread (host lock held) or from the thread calling
+ * ovc_balloon_set_target(), so it must not call back into ovc. The VMM
+ * raises the configuration-change interrupt of its transport.
  */
 typedef void (*ovc_balloon_notify_fn)(void *opaque);
 
@@ -113,6 +113,10 @@ struct ovc_balloon_config {
  * @stats_valid: bit n set when tag n was in it
  * @stats: the values, by tag
  * @features: the features the driver accepted (0 before DRIVER_OK)
+ * @inflate_ns: host time spent taking inflated pages (the device's own cost)
+ * @deflate_ns: host time spent on deflated pages
+ * @settle_ns: how long the guest took from the last change of num_pages to
+ *	writing an equal `actual` (0 while it has not)
  */
 struct ovc_balloon_stats {
 	uint64_t target_pages;
@@ -135,6 +139,9 @@ struct ovc_balloon_stats {
 	uint32_t stats_valid;
 	uint64_t stats[OVC_BALLOON_S_NR];
 	uint64_t features;
+	uint64_t inflate_ns;
+	uint64_t deflate_ns;
+	uint64_t settle_ns;
 };
 
 /**
@@ -222,8 +229,10 @@ OVC_EXPORT int ovc_balloon_mmio_access(struct ovc_balloon *b, uint64_t offset, v
  * @b: the balloon
  * @bytes: the target, rounded down to pages and capped at max_fraction
  *
- * The controller moves num_pages there in steps, on the manager's ticks.
- * Context: any thread. Return: 0 or -EINVAL.
+ * num_pages takes its first step toward it at once (the guest is told),
+ * and the following ones on the manager's ticks.
+ * Context: any thread but the manager (it may call the notify callback);
+ * takes the balloon's locks. Return: 0 or -EINVAL.
  */
 OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes);
 
