@@ -62,7 +62,10 @@ uint64_t ovc__now_ns(void);
  *  W WAITERS someone waits for BUSY to clear: a faulting thread parked in the
  *           kernel (woken with UFFDIO_WAKE) or a thread in futex_wait on the
  *           entry's low 32 bits (woken with FUTEX_WAKE).
- *  A ACCESSED reserved for access sampling (stats/ and pager/).
+ *  A ACCESSED the page was used since a reader last cleared the bit: set by
+ *           the fault engine on every fault it serves (a page brought back
+ *           is in use), cleared by the pager's CLOCK hand (atomic AND, no
+ *           BUSY needed: it is a hint).
  *  P POISONED the store lost the contents; the guest mapping holds a poison
  *           marker (every access SIGBUS / -EHWPOISON) until a transition
  *           gives the page new contents or state, which clears the marker.

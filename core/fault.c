@@ -142,7 +142,7 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 	ovc__ram_store_release(ram, gfn, e);
 	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
 	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
-				      (e & OVC_PTE_ACCESSED));
+				      OVC_PTE_ACCESSED);
 	count(ram, OVC_FAULT_STORE, t0);
 	/* Woken only now, so a resumed thread finds table and counters true. */
 	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
@@ -165,7 +165,7 @@ static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 	}
 	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
 	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
-				      (e & OVC_PTE_ACCESSED));
+				      OVC_PTE_ACCESSED);
 	count(ram, kind, t0);
 	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
