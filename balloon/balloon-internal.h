@@ -188,6 +188,7 @@ struct ovc_balloon {
 	uint64_t ram_pages;
 
 	pthread_mutex_t tlock;		/* protects @mmio's transport */
+	_Atomic bool notify_pending;	/* ATOMIC: a config change to raise */
 	struct ovc_virtio_mmio *mmio;
 	struct ovc_guest_region regions[OVC_VM_RAM_RANGES_MAX];
 	struct ovc_virtio_mem mem;

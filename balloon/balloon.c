@@ -159,37 +159,64 @@ static void apply_pfns(struct ovc_balloon *b, uint32_t *pfn, unsigned int n,
 	}
 }
 
-/* Inflate or deflate: device-readable buffers of le32 PFNs. Called with b->lock held. */
+/* Count one bad-input event. Takes b->lock. */
+static void count_bad(struct ovc_balloon *b, uint64_t *ctr)
+{
+	pthread_mutex_lock(&b->lock);
+	(*ctr)++;
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* A batch of PFNs under the lock, so readers and the controller get in between. */
+static void apply_batch(struct ovc_balloon *b, uint32_t *pfn, unsigned int n,
+			enum ovc__balloon_queue q)
+{
+	pthread_mutex_lock(&b->lock);
+	apply_pfns(b, pfn, n, q);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Inflate or deflate: device-readable buffers of le32 PFNs, read as one byte
+ * stream (a PFN may straddle two descriptors: the driver chooses the
+ * framing). Called under the transport's serialization, b->lock not held: a
+ * long request takes it one batch at a time.
+ */
 static void pfn_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e,
 			enum ovc__balloon_queue q)
 {
 	uint32_t pfn[PFN_BATCH];
-	unsigned int s, n = 0;
+	uint8_t part[sizeof(uint32_t)];
+	unsigned int s, n = 0, have = 0;
 	size_t off;
 
 	if (e->nin || !e->nout) {
-		b->ctr.bad_requests++;
+		count_bad(b, &b->ctr.bad_requests);
 		return;
 	}
 	for (s = 0; s < e->nout; s++) {
 		const uint8_t *p = e->out[s].iov_base;
 		size_t len = e->out[s].iov_len;
 
-		if (len % sizeof(uint32_t))
-			b->ctr.misaligned++;
-		for (off = 0; off + sizeof(uint32_t) <= len; off += sizeof(uint32_t)) {
-			/* One read per PFN: the guest may rewrite the buffer meanwhile. */
+		/* One read of each byte: the guest may rewrite the buffer meanwhile. */
+		for (off = 0; off < len; off++) {
 			uint32_t v;
 
-			memcpy(&v, p + off, sizeof(v));
+			part[have++] = p[off];
+			if (have < sizeof(part))
+				continue;
+			have = 0;
+			memcpy(&v, part, sizeof(v));
 			pfn[n++] = le32toh(v);
 			if (n == PFN_BATCH) {
-				apply_pfns(b, pfn, n, q);
+				apply_batch(b, pfn, n, q);
 				n = 0;
 			}
 		}
 	}
-	apply_pfns(b, pfn, n, q);
+	if (have)
+		count_bad(b, &b->ctr.misaligned);	/* a PFN cut short */
+	apply_batch(b, pfn, n, q);
 }
 
 /*
@@ -202,7 +229,7 @@ static void report_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e
 	unsigned int s;
 
 	if (!e->nin && !e->nout) {
-		b->ctr.bad_requests++;
+		count_bad(b, &b->ctr.bad_requests);
 		return;
 	}
 	for (s = 0; s < e->nout + e->nin; s++) {
@@ -214,7 +241,7 @@ static void report_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e
 
 		if (!rg || (hva | len) & (OVC_PAGE_SIZE - 1) || !len ||
 		    hva + len > (uintptr_t)rg->hva + rg->size) {
-			b->ctr.misaligned++;
+			count_bad(b, &b->ctr.misaligned);
 			continue;
 		}
 		gfn = rg->gfn0 + ((hva - (uintptr_t)rg->hva) >> OVC_PAGE_SHIFT);
@@ -222,7 +249,9 @@ static void report_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e
 			unsigned int n = left > OVC_XACT_MAX_PAGES ? OVC_XACT_MAX_PAGES :
 				(unsigned int)left;
 
+			pthread_mutex_lock(&b->lock);
 			b->ctr.reported += move_run(b, gfn, n, OVC__BQ_REPORTING);
+			pthread_mutex_unlock(&b->lock);
 			gfn += n;
 			left -= n;
 		}
@@ -279,29 +308,33 @@ static void balloon_notify(void *opaque, struct ovc_virtq *vq)
 	struct ovc_balloon *b = opaque;
 	enum ovc__balloon_queue q;
 	struct ovc_virtq_elem *e = &b->elem;
+	uint64_t t0;
 	int got;
 
 	pthread_mutex_lock(&b->lock);
 	q = queue_role(b, ovc_virtq_index(vq));
+	pthread_mutex_unlock(&b->lock);
 	while ((got = ovc_virtq_pop(vq, e)) > 0) {
 		switch (q) {
 		case OVC__BQ_INFLATE:
-		case OVC__BQ_DEFLATE: {
-			uint64_t t0 = ovc__now_ns();
-
+		case OVC__BQ_DEFLATE:
+			t0 = ovc__now_ns();
 			pfn_request(b, e, q);
+			pthread_mutex_lock(&b->lock);
 			*(q == OVC__BQ_INFLATE ? &b->ctr.inflate_ns : &b->ctr.deflate_ns) +=
 				ovc__now_ns() - t0;
+			pthread_mutex_unlock(&b->lock);
 			break;
-		}
 		case OVC__BQ_REPORTING:
 			report_request(b, e);
 			break;
 		case OVC__BQ_STATS:
+			pthread_mutex_lock(&b->lock);
 			stats_request(b, vq, e);
+			pthread_mutex_unlock(&b->lock);
 			continue;	/* held, not returned */
 		default:
-			b->ctr.bad_requests++;
+			count_bad(b, &b->ctr.bad_requests);
 			break;
 		}
 		/* MUST_TELL_HOST: the buffer goes back only once the pages moved. */
@@ -309,7 +342,6 @@ static void balloon_notify(void *opaque, struct ovc_virtq *vq)
 			break;
 	}
 	ovc_virtq_notify(vq);
-	pthread_mutex_unlock(&b->lock);
 }
 
 static void balloon_config_read(void *opaque, uint32_t offset, void *buf, uint32_t len)
@@ -394,7 +426,7 @@ struct ovc_balloon *ovc__balloon_new(struct ovc_ram *ram, const struct ovc_log *
 		ovc_balloon_config_init(&defaults);
 		cfg = &defaults;
 	}
-	if (cfg->max_fraction < 0 || cfg->max_fraction > 1 ||
+	if (!(cfg->max_fraction >= 0 && cfg->max_fraction <= 1) ||
 	    cfg->features & ~OVC_BALLOON_FEATURES_DEFAULT) {
 		errno = EINVAL;
 		return NULL;
@@ -426,13 +458,20 @@ void ovc__balloon_destroy(struct ovc_balloon *b)
 	free(b);
 }
 
-/* The configuration-change interrupt through our own transport. */
+/*
+ * The configuration-change interrupt through our own transport. The manager
+ * calls this with the host lock held, so it never waits for a vCPU busy in
+ * the device: that vCPU raises it on its way out instead.
+ */
 static void mmio_config_changed(void *opaque)
 {
 	struct ovc_balloon *b = opaque;
 
-	pthread_mutex_lock(&b->tlock);
-	ovc_virtio_mmio_config_changed(b->mmio);
+	atomic_store(&b->notify_pending, true);
+	if (pthread_mutex_trylock(&b->tlock))
+		return;
+	if (atomic_exchange(&b->notify_pending, false))
+		ovc_virtio_mmio_config_changed(b->mmio);
 	pthread_mutex_unlock(&b->tlock);
 }
 
@@ -477,6 +516,8 @@ OVC_EXPORT int ovc_balloon_mmio_access(struct ovc_balloon *b, uint64_t offset, v
 		ret = ovc_virtio_mmio_write(b->mmio, offset, data, len);
 	else
 		ret = ovc_virtio_mmio_read(b->mmio, offset, data, len);
+	if (atomic_exchange(&b->notify_pending, false))
+		ovc_virtio_mmio_config_changed(b->mmio);
 	pthread_mutex_unlock(&b->tlock);
 	return ret;
 }
@@ -529,7 +570,9 @@ void ovc__balloon_tick(struct ovc_balloon *b, uint64_t now)
 {
 	bool changed, ask = false;
 
-	pthread_mutex_lock(&b->lock);
+	/* The host lock is held: never wait behind a guest's long request. */
+	if (pthread_mutex_trylock(&b->lock))
+		return;
 	changed = step_toward_target(b, now);
 	if (b->actual != b->last_actual) {
 		b->last_actual = b->actual;
@@ -545,21 +588,19 @@ void ovc__balloon_tick(struct ovc_balloon *b, uint64_t now)
 			  b->actual, b->num_pages);
 	}
 	if (b->stats_held && b->mmio && b->cfg.stats_period_ms &&
-	    now - b->stats_asked_ns >= (uint64_t)b->cfg.stats_period_ms * 1000000ULL) {
+	    now - b->stats_asked_ns >= (uint64_t)b->cfg.stats_period_ms * 1000000ULL)
 		ask = true;
-		b->stats_asked_ns = now;
-	}
 	pthread_mutex_unlock(&b->lock);
 
-	if (changed && b->cfg.notify)
+	if ((changed || atomic_load(&b->notify_pending)) && b->cfg.notify)
 		b->cfg.notify(b->cfg.notify_opaque);
-	if (ask) {
-		/* Handing the buffer back is the request for fresh statistics. */
-		pthread_mutex_lock(&b->tlock);
+	/* Handing the buffer back is the request for fresh statistics; next tick if busy. */
+	if (ask && !pthread_mutex_trylock(&b->tlock)) {
 		pthread_mutex_lock(&b->lock);
 		if (b->stats_held && ovc_virtq_push(b->stats_vq, &b->stats_elem, 0) == 0)
 			ovc_virtq_notify(b->stats_vq);
 		b->stats_held = false;
+		b->stats_asked_ns = now;
 		pthread_mutex_unlock(&b->lock);
 		pthread_mutex_unlock(&b->tlock);
 	}

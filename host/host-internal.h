@@ -13,6 +13,7 @@
 #include <ovc/vcpu.h>
 #include "core/core-internal.h"
 #include "balloon/balloon-internal.h"
+#include "pager/pager-internal.h"
 
 /*
  * typedef ovc_tick_fn - work the manager thread runs each tick, after the
@@ -43,6 +44,7 @@ struct ovc_vm {
 	struct cds_list_head vcpus;	/* struct ovc_vcpu by index, under host->lock */
 	unsigned int nvcpus;		/* under host->lock */
 	struct ovc_balloon *balloon;	/* under host->lock */
+	struct ovc_pager *pager;	/* under host->lock; freed with the VM */
 };
 
 /**

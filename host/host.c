@@ -316,6 +316,8 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 
 	ovc__fault_engine_detach(host->engine, vm->ram);
 	ovc__ram_destroy(vm->ram);
+	/* After the RAM: no entry and no fault refer to its stores any more. */
+	ovc__pager_destroy(vm->pager);
 	free(vm);
 	return 0;
 }
@@ -409,4 +411,33 @@ OVC_EXPORT int ovc_balloon_remove(struct ovc_balloon *b)
 	pthread_mutex_unlock(&vm->host->lock);
 	ovc__balloon_destroy(b);
 	return 0;
+}
+
+OVC_EXPORT struct ovc_pager *ovc_vm_add_pager(struct ovc_vm *vm,
+					      const struct ovc_pager_config *cfg)
+{
+	struct ovc_pager *p = NULL;
+	int err = 0;
+
+	if (!vm) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_mutex_lock(&vm->host->lock);
+	if (vm->pager) {
+		err = EEXIST;
+	} else {
+		p = ovc__pager_new(vm->ram, &vm->host->log, cfg);
+		if (p)
+			vm->pager = p;
+		else
+			err = errno;
+	}
+	pthread_mutex_unlock(&vm->host->lock);
+	if (err) {
+		ovc__err(&vm->host->log, "vm %s: cannot add a pager: %s", vm->name, strerror(err));
+		errno = err;
+		return NULL;
+	}
+	return p;
 }

@@ -9,5 +9,6 @@
 #include <ovc/vcpu.h>
 #include <ovc/virtio.h>
 #include <ovc/balloon.h>
+#include <ovc/pager.h>
 
 #endif /* OVC_OVC_H */

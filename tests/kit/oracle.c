@@ -168,6 +168,14 @@ void oracle_config_init(struct oracle_config *cfg)
 	cfg->seed = 42;
 }
 
+static void *side_thread(void *arg)
+{
+	struct oracle *o = arg;
+
+	o->cfg->side(o->vm, o->cfg->side_opaque, &o->stop);
+	return NULL;
+}
+
 static double elapsed(const struct timespec *t0)
 {
 	struct timespec t;
@@ -182,7 +190,8 @@ int oracle_run(struct ovc_host *host, const struct oracle_config *cfg,
 	struct chaos_result cres = { 0 };
 	struct oracle o = { .cfg = cfg };
 	struct chaos *chaos = NULL;
-	pthread_t threads[64];
+	pthread_t threads[64], side;
+	bool side_started = false;
 	unsigned int i, started = 0;
 	struct timespec t0;
 	char name[32];
@@ -218,6 +227,12 @@ int oracle_run(struct ovc_host *host, const struct oracle_config *cfg,
 			goto out_stop;
 		started++;
 	}
+	if (cfg->side) {
+		ret = -pthread_create(&side, NULL, side_thread, &o);
+		if (ret)
+			goto out_stop;
+		side_started = true;
+	}
 	if (cfg->chaos) {
 		chaos = chaos_start(o.vm, cfg->chaos_rate, cfg->seed ^ 0xc4a05);
 		if (!chaos) {
@@ -239,6 +254,8 @@ out_stop:
 	atomic_store(&o.stop, true);
 	for (i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
+	if (side_started)
+		pthread_join(side, NULL);
 	if (chaos)
 		chaos_stop(chaos, &cres);
 	res->seconds = elapsed(&t0);

@@ -4,6 +4,7 @@
 #define OVC_KIT_ORACLE_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <ovc/ovc.h>
@@ -21,6 +22,11 @@
  * @chaos_rate: pages per second chaos takes through transitions (0: as fast
  *	as it can)
  * @seed: seeds every thread's generator
+ * @side: run in a thread of its own next to the accessors (e.g. a
+ *	mechanism under test reclaiming pages) until *stop is true; the VM
+ *	and its RAM exist when it starts, and it must stop touching the VM
+ *	when it returns
+ * @side_opaque: passed to @side
  */
 struct oracle_config {
 	unsigned int accessors;
@@ -33,6 +39,8 @@ struct oracle_config {
 	bool chaos;
 	uint64_t chaos_rate;
 	uint64_t seed;
+	void (*side)(struct ovc_vm *vm, void *opaque, const _Atomic bool *stop);
+	void *side_opaque;
 };
 
 struct oracle_result {

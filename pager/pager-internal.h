@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* pager/: the pager's internal objects: the reclaim state and its two stores. */
+#ifndef OVC_PAGER_INTERNAL_H
+#define OVC_PAGER_INTERNAL_H
+
+#include <pthread.h>
+
+#include <ovc/pager.h>
+#include "core/core-internal.h"
+#include "pager/swapfile.h"
+#include "pager/zstore.h"
+
+/**
+ * struct ovc_pager - one VM's pager
+ *
+ * Locks: @lock serializes reclaims and protects everything below it; the
+ * stores have their own locks (taken inside, and by fault-engine threads).
+ */
+struct ovc_pager {
+	struct ovc_ram *ram;
+	const struct ovc_log *log;
+	struct ovc_pager_config cfg;
+	struct ovc_zstore *zip;		/* NULL: no compressed tier */
+	struct ovc_swapfile *swap;	/* NULL: no swap file */
+
+	pthread_mutex_t lock;		/* protects all below */
+	unsigned int hand_region;	/* the CLOCK hand: range and page in it */
+	uint64_t hand_off;
+	bool evicting;			/* the tier is being drained to disk */
+	struct ovc_xact x;
+	struct ovc_xact *evict_x;	/* single-page transitions for eviction */
+	uint64_t *bufs;			/* batch pages, page aligned */
+	struct {
+		uint64_t zero, compressed, swapped, evicted, store_errors;
+	} ctr;
+};
+
+struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
+				 const struct ovc_pager_config *cfg);
+/* Only once the RAM it served is gone (nothing refers to its stores). */
+void ovc__pager_destroy(struct ovc_pager *p);
+
+#endif /* OVC_PAGER_INTERNAL_H */
