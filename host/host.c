@@ -338,6 +338,14 @@ OVC_EXPORT int ovc_vm_add_ram(struct ovc_vm *vm, uint64_t gpa, uint64_t size, vo
 	return ovc__ram_add_range(vm->ram, gpa, size, hva);
 }
 
+OVC_EXPORT int ovc_vm_set_fatal_handler(struct ovc_vm *vm, ovc_fatal_fn fn, void *opaque)
+{
+	if (!vm)
+		return -EINVAL;
+	ovc__ram_set_fatal(vm->ram, fn, opaque);
+	return 0;
+}
+
 OVC_EXPORT int ovc_vm_get_mem_stats(struct ovc_vm *vm, struct ovc_mem_stats *st)
 {
 	if (!vm || !st)

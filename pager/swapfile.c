@@ -106,6 +106,22 @@ struct swap_pool {
 	unsigned int nthreads;
 };
 
+/*
+ * struct ovc_swapfile - the store.
+ *
+ * Locks, outermost first:
+ *
+ *   swap_ctx.lock  (one I/O context, held for one whole batch or load)
+ *     -> slot_lock       (allocator; leaf)
+ *     -> swap_pool.lock  (worker queue; leaf)
+ *     -> swap_ctx.done_lock (pool completions; leaf)
+ *
+ * The three inner locks are never held together. release/drop take only
+ * slot_lock, so freeing a slot never waits for I/O. Pool workers take
+ * pool.lock, drop it, do the I/O, then take their request's done_lock.
+ * Configuration, the file descriptor, the key and the arrays' addresses are
+ * immutable after creation.
+ */
 struct ovc_swapfile {
 	const struct ovc_log *log;
 	int fd;

@@ -100,7 +100,9 @@ struct ovc_swapfile_config {
  * @write_enospc: pages refused for want of a free slot
  * @io_errors: reads and writes that failed or came back short
  * @checksum_errors: reads whose checksum or AEAD tag did not verify
- * @write_ns, @read_ns: summed per-page time from submission to completion
+ * @write_ns, @read_ns: summed per-page time from submission to completion as
+ *	its waiter saw it (with io_uring a batch's pages complete together: each
+ *	counts the batch's time; the pool times each pread/pwrite)
  * @write_hist, @read_hist: the same times, per page, by log2(ns)
  * @io: the backend in use (URING or THREADS, never AUTO)
  * @direct: O_DIRECT in use

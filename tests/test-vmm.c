@@ -385,8 +385,8 @@ Test(vmm, balloon_under_chaos, .timeout = 120)
 {
 	const char *args[] = {
 		"--vm", "name=c,mem=64M,vcpus=2,guest=memtouch,devices=balloon,"
-			"balloon=40%@1+10%@3+0%@4,args=balloon=on",
-		"--seconds", "6", "--chaos", "5000", NULL,
+			"balloon=40%@1+10%@5+0%@7,args=balloon=on",
+		"--seconds", "9", "--chaos", "5000", NULL,
 	};
 	json_t *vm;
 	struct run r;
@@ -422,6 +422,32 @@ Test(vmm, balloon_oom_and_reporting, .timeout = 120)
 	gs = json_object_get(json_object_get(vm, "balloon"), "guest_stats");
 	cr_assert_not_null(json_object_get(gs, "total-memory"));
 	cr_assert_gt(json_integer_value(json_object_get(gs, "alloc-stalls")), 0);
+	run_free(&r);
+}
+
+/*
+ * The pager under the oracle: a working set twice the VM's resident limit,
+ * so pages go to the swap file and come back all the time; none is lost.
+ */
+Test(vmm, pager_under_memtouch, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=p,mem=96M,vcpus=2,guest=memtouch,args=size=48M,"
+			"resident=24M,zip=8M",
+		"--seconds", "6", NULL,
+	};
+	json_t *vm, *pg;
+	struct run r;
+
+	vm = run_ok(&r, args);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	cr_assert_gt(report(vm, "accesses"), 1000);
+	pg = json_object_get(vm, "pager");
+	cr_assert_not_null(pg);
+	cr_assert_gt(json_integer_value(json_object_get(pg, "reclaimed")), 5000);
+	cr_assert_eq(json_integer_value(json_object_get(pg, "store_errors")), 0);
+	cr_assert_gt(path_int(json_object_get(vm, "mem"), "faults", "store"), 5000);
+	cr_assert_eq(path_int(json_object_get(vm, "mem"), "faults", "error"), 0);
 	run_free(&r);
 }
 
@@ -494,6 +520,9 @@ static struct bad_cli bad_clis[] = {
 	{ { "--vm", "name=a,mem=8M,guest=memtouch,devices=floppy" }, "unknown device 'floppy'" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch,balloon=50%" }, "bad balloon schedule" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch,balloon=150%@1" }, "bad balloon schedule" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,resident=4M", "--chaos", "100" },
+	  "cannot run with a pager" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,zip=1K" }, "zip '1K' is not a size" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--seed", "x" }, "--seed 'x' is not a number" },
 };
 

@@ -42,7 +42,7 @@ static int wait_event(struct vmm *vmm, int sfd, uint64_t deadline_ns)
 	};
 	struct signalfd_siginfo si;
 	uint64_t now = vmm_now_ns(), drain;
-	int timeout = 200;
+	int timeout = 50;	/* resident limits and samples want a short beat */
 
 	if (deadline_ns) {
 		if (now >= deadline_ns)
@@ -77,6 +77,7 @@ static void run(struct vmm *vmm, int sfd)
 	while (running_vms(vmm)) {
 		for (i = 0; i < vmm->nvms; i++) {
 			vmm_balloon_schedule(vmm->vms[i], (double)(vmm_now_ns() - start) / 1e9);
+			vmm_vm_enforce_resident(vmm->vms[i]);
 			vmm_vm_sample(vmm->vms[i]);
 		}
 		sig = wait_event(vmm, sfd, grace_end ? grace_end : deadline);

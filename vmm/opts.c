@@ -28,7 +28,9 @@ void vmm_usage(FILE *out)
 "        holds commas); devices are virtio-mmio devices at 0xd0000000 + n*4K,\n"
 "        interrupt pin 5 + n: rng (entropy), balloon (virtio-balloon, at most\n"
 "        one); balloon= sets the balloon's target T (50%% of mem, or 256M) S\n"
-"        seconds after start.\n"
+"        seconds after start. zip=SIZE gives the VM a pager whose compressed\n"
+"        tier may use SIZE (plus a swap file in --swap-dir); resident=SIZE\n"
+"        keeps at most SIZE of its RAM resident through that pager.\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -40,7 +42,8 @@ void vmm_usage(FILE *out)
 "                      VM through libovc's page transitions (stores in memory)\n"
 "  --seed N            seed for guests and chaos (default 1)\n"
 "  --fault-threads N   libovc fault-engine threads (default 2)\n"
-"  --balloon-step SIZE the most a balloon's target moves per second (default 64M)\n"
+"  --balloon-step SIZE the most a balloon's target moves per tick (1 s; default 64M)\n"
+"  --swap-dir DIR      where pagers' swap files go (default: --log-dir)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --quiet             no per-VM lines on stdout\n"
 "  --help              this text\n"
@@ -282,8 +285,16 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 		} else if (!strcmp(key, "balloon")) {
 			if (parse_balloon(val, vm, err))
 				return -EINVAL;
+		} else if (!strcmp(key, "zip") || !strcmp(key, "resident")) {
+			uint64_t *to = key[0] == 'z' ? &vm->zip : &vm->resident;
+
+			if (vmm_parse_size(val, to) || *to < (1ULL << 20)) {
+				fprintf(err, "ovc-vmm: --vm: %s '%s' is not a size of at least 1M\n",
+					key, val);
+				return -EINVAL;
+			}
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident)\n",
 				spec, key);
 			return -EINVAL;
 		}
@@ -293,6 +304,8 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 			!have_name ? "name=" : !have_mem ? "mem=" : "guest=");
 		return -EINVAL;
 	}
+	if (vm->resident && !vm->zip)
+		vm->zip = 64ULL << 20;	/* a resident limit needs the pager */
 	if (vm->mem < VMM_VM_RAM_MIN || vm->mem > VMM_VM_RAM_MAX || vm->mem % (2ULL << 20)) {
 		fprintf(err, "ovc-vmm: --vm %s: mem must be a multiple of 2M from 4M to 64G\n",
 			vm->name);
@@ -348,7 +361,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
-	OPT_BALLOON_STEP,
+	OPT_BALLOON_STEP, OPT_SWAP_DIR,
 };
 
 static const struct option long_opts[] = {
@@ -364,6 +377,7 @@ static const struct option long_opts[] = {
 	{ "guest-dir", required_argument, NULL, OPT_GUEST_DIR },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "balloon-step", required_argument, NULL, OPT_BALLOON_STEP },
+	{ "swap-dir", required_argument, NULL, OPT_SWAP_DIR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -447,6 +461,9 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 		case OPT_QUIET:
 			o->quiet = true;
 			break;
+		case OPT_SWAP_DIR:
+			o->swap_dir = optarg;
+			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {
 				fprintf(err, "ovc-vmm: --balloon-step '%s' is not a size of at least 4K\n",
@@ -492,6 +509,13 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 	}
 	if (!o->host_mem)
 		o->host_mem = machine;
+	for (i = 0; i < o->nvms; i++) {
+		if (o->vms[i].zip && o->chaos_rate) {
+			fprintf(err, "ovc-vmm: vm %s: --chaos brings its own stores; it cannot run with a pager\n",
+				o->vms[i].name);
+			return -EINVAL;
+		}
+	}
 	if (o->host_mem && total > o->host_mem * VMM_OVERCOMMIT_MAX) {
 		fprintf(err, "ovc-vmm: the VMs' RAM (%llu MiB) is more than %dx the host memory (%llu MiB)\n",
 			(unsigned long long)(total >> 20), VMM_OVERCOMMIT_MAX,

@@ -238,6 +238,27 @@ static json_t *vm_json(struct vmm_vm *vm)
 	json_object_set_new(o, "devices", devices_json(vm));
 	if (vm->balloon)
 		json_object_set_new(o, "balloon", balloon_json(vm->balloon));
+	if (vm->pager) {
+		struct ovc_pager_stats ps;
+		json_t *pj = json_object();
+
+		ovc_pager_get_stats(vm->pager, &ps);
+#define P(f) json_object_set_new(pj, #f, json_integer((json_int_t)ps.f))
+		P(reclaimed);
+		P(zero);
+		P(compressed);
+		P(swapped);
+		P(evicted);
+		P(store_errors);
+		P(zip_pages);
+		P(zip_bytes);
+		P(swap_pages);
+#undef P
+		json_object_set_new(pj, "resident_limit_pages",
+				    json_integer((json_int_t)(vm->spec->resident >> OVC_PAGE_SHIFT)));
+		json_object_set_new(pj, "resident_max_pages", json_integer((json_int_t)vm->resident_max));
+		json_object_set_new(o, "pager", pj);
+	}
 	if (vm->chaos) {
 		json_t *c = json_object();
 

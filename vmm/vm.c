@@ -86,6 +86,28 @@ static void vm_error(struct vmm_vm *vm, const char *what, int err)
 	fprintf(stderr, "ovc-vmm: vm %s: %s: %s\n", vm->spec->name, what, strerror(-err));
 }
 
+/* A store lost a page: the VM cannot go on. Called from a fault-engine thread. */
+static void fatal_page(void *opaque, uint64_t gfn, int err)
+{
+	struct vmm_vm *vm = opaque;
+
+	vmm_vm_finish(vm, VM_CRASHED, 3, "guest page %#llx lost: %s",
+		      (unsigned long long)gfn, strerror(-err));
+}
+
+static int add_pager(struct vmm_vm *vm)
+{
+	const struct vmm_opts *o = vm->vmm->opts;
+	struct ovc_pager_config cfg;
+
+	ovc_pager_config_init(&cfg);
+	cfg.zip_cap_bytes = vm->spec->zip;
+	cfg.swap_dir = o->swap_dir ? o->swap_dir : o->log_dir;
+	cfg.swap_bytes = vm->spec->mem;
+	vm->pager = ovc_vm_add_pager(vm->ovc, &cfg);
+	return vm->pager ? 0 : -errno;
+}
+
 /**
  * vmm_vm_new() - create a VM: libovc RAM, KVM VM and vCPUs, the guest loaded
  * @vmm: the VMM
@@ -161,6 +183,14 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 			goto err;
 		}
 	}
+	ovc_vm_set_fatal_handler(vm->ovc, fatal_page, vm);
+	if (spec->zip) {
+		ret = add_pager(vm);
+		if (ret) {
+			vm_error(vm, "pager", ret);
+			goto err;
+		}
+	}
 	snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/%s.serial.log",
 		 vmm->opts->log_dir, spec->name);
 	ret = vmm_serial_init(&vm->serial, vm->serial_path);
@@ -173,6 +203,27 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 err:
 	vmm_vm_destroy(vm);
 	return NULL;
+}
+
+/*
+ * The VM's resident limit: reclaim what is over it. Until the memory
+ * scheduler sets targets, this is ovc-vmm's own policy. Main thread.
+ */
+void vmm_vm_enforce_resident(struct vmm_vm *vm)
+{
+	uint64_t limit = vm->spec->resident >> OVC_PAGE_SHIFT;
+	struct ovc_mem_stats st;
+	int64_t n;
+
+	if (!vm->pager || !limit)
+		return;
+	ovc_vm_get_mem_stats(vm->ovc, &st);
+	if (st.pages[OVC_PAGE_RESIDENT] <= limit)
+		return;
+	/* A little below the limit, so the guest gets some room before the next pass. */
+	n = ovc_pager_reclaim(vm->pager, st.pages[OVC_PAGE_RESIDENT] - limit + limit / 32, NULL);
+	if (n > 0)
+		vm->pager_made += (uint64_t)n;
 }
 
 /* Start chaos (when asked) and the vCPU threads. Called from the main thread. */
@@ -222,6 +273,8 @@ void vmm_vm_sample(struct vmm_vm *vm)
 	ovc_vm_get_mem_stats(vm->ovc, &st);
 	if (st.host_bytes > vm->host_bytes_max)
 		vm->host_bytes_max = st.host_bytes;
+	if (st.pages[OVC_PAGE_RESIDENT] > vm->resident_max)
+		vm->resident_max = st.pages[OVC_PAGE_RESIDENT];
 	if (st.pages[OVC_PAGE_BALLOONED] > vm->ballooned_max) {
 		vm->ballooned_max = st.pages[OVC_PAGE_BALLOONED];
 		vm->host_bytes_at_ballooned_max = st.host_bytes;

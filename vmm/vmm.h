@@ -50,6 +50,8 @@ struct vmm_vm_spec {
 		double fraction;		/* or this share of mem, when bytes is 0 */
 	} balloon[VMM_BALLOON_STEPS];		/* balloon=50%@2+0%@8 */
 	unsigned int nballoon;
+	uint64_t zip;				/* pager: compressed tier cap (0: no pager) */
+	uint64_t resident;			/* pager: keep at most this much resident */
 };
 
 /** struct vmm_opts - the command line */
@@ -66,6 +68,7 @@ struct vmm_opts {
 	uint64_t seed;
 	unsigned int fault_threads;
 	uint64_t balloon_step;		/* 0: libovc's default */
+	const char *swap_dir;		/* where pagers put swap files */
 	bool quiet;
 };
 
@@ -143,6 +146,9 @@ struct vmm_vm {
 	uint64_t host_bytes_max;		/* sampled by the main thread */
 	uint64_t ballooned_max;			/* pages, sampled likewise */
 	uint64_t host_bytes_at_ballooned_max;
+	struct ovc_pager *pager;
+	uint64_t pager_made;			/* pages the resident limit reclaimed */
+	uint64_t resident_max;			/* pages, sampled */
 	unsigned int balloon_next;		/* next spec->balloon step to apply */
 	struct chaos *chaos;
 	struct chaos_result chaos_res;	/* when chaos stopped */
@@ -194,6 +200,7 @@ void vmm_vm_join(struct vmm_vm *vm);
 int vmm_vm_destroy(struct vmm_vm *vm);
 bool vmm_vm_running(struct vmm_vm *vm);
 void vmm_vm_sample(struct vmm_vm *vm);
+void vmm_vm_enforce_resident(struct vmm_vm *vm);
 
 /* virtio.c */
 int vmm_virtio_add(struct vmm_vm *vm, const char *kind);

@@ -94,6 +94,17 @@ struct ovc_mem_stats {
 };
 
 /**
+ * typedef ovc_fatal_fn - a guest page's contents are lost
+ *
+ * Called from a fault-engine thread after a store's load failed for @gfn with
+ * @err, just before the page is poisoned (its accessor then gets SIGBUS or,
+ * for KVM, -EHWPOISON from KVM_RUN). The VMM decides what happens to the VM.
+ * Runs inside the engine's RCU read-side section with the page BUSY: must not
+ * block long, touch guest RAM, or destroy the VM (defer that to another thread).
+ */
+typedef void (*ovc_fatal_fn)(void *opaque, uint64_t gfn, int err);
+
+/**
  * ovc_page_state_name() - the lower-case name of a page state
  * @state: an enum ovc_page_state
  *

@@ -145,6 +145,22 @@ OVC_EXPORT OVC_MUST_CHECK int ovc_vm_add_ram(struct ovc_vm *vm, uint64_t gpa,
 					     uint64_t size, void **hva);
 
 /**
+ * ovc_vm_set_fatal_handler() - who learns that a guest page's contents are lost
+ * @vm: the VM
+ * @fn: called when a store cannot give a page back (checksum or decryption
+ *	failure, I/O error); NULL for none
+ * @opaque: passed to @fn
+ *
+ * The page is then poisoned: the accessing vCPU's KVM_RUN fails (or a VMM
+ * thread gets SIGBUS), so without a handler the VM's vCPUs stop at the page;
+ * with one, the VMM decides (see ovc_fatal_fn for what it may do there).
+ * Never a silent zero page.
+ *
+ * Return: 0 or -EINVAL. Context: any thread.
+ */
+OVC_EXPORT int ovc_vm_set_fatal_handler(struct ovc_vm *vm, ovc_fatal_fn fn, void *opaque);
+
+/**
  * ovc_vm_get_mem_stats() - copy out a VM's memory counters
  * @vm: the VM
  * @st: filled with the counters
