@@ -47,8 +47,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-	cr_expect_eq(rmdir(dir), 0, "the swap file left a name behind in %s: %s", dir,
-		     strerror(errno));
+	if (dir[0])
+		cr_expect_eq(rmdir(dir), 0, "the swap file left a name behind in %s: %s", dir,
+			     strerror(errno));
 }
 
 TestSuite(swapfile, .init = setup, .fini = teardown, .timeout = 60);
@@ -742,6 +743,9 @@ Test(swapfile, double_drop_is_a_bug, .signal = SIGABRT)
 	uint64_t h;
 
 	write_ok(s, buf, 1, 0, &h);
+	/* The abort skips the fixture's teardown: the nameless file needs no directory. */
+	cr_assert_eq(rmdir(dir), 0);
+	dir[0] = '\0';
 	ovc__swapfile_drop(s, h);
 	ovc__swapfile_drop(s, h);
 }
