@@ -199,14 +199,19 @@ static void pfn_request(struct ovc_balloon *b, const struct ovc_virtq_elem *e,
 		size_t len = e->out[s].iov_len;
 
 		/* One read of each byte: the guest may rewrite the buffer meanwhile. */
-		for (off = 0; off < len; off++) {
+		for (off = 0; off < len;) {
 			uint32_t v;
 
-			part[have++] = p[off];
-			if (have < sizeof(part))
-				continue;
-			have = 0;
-			memcpy(&v, part, sizeof(v));
+			if (!have && len - off >= sizeof(v)) {
+				memcpy(&v, p + off, sizeof(v));	/* whole PFNs: the common case */
+				off += sizeof(v);
+			} else {
+				part[have++] = p[off++];
+				if (have < sizeof(part))
+					continue;
+				have = 0;
+				memcpy(&v, part, sizeof(v));
+			}
 			pfn[n++] = le32toh(v);
 			if (n == PFN_BATCH) {
 				apply_batch(b, pfn, n, q);
@@ -477,6 +482,7 @@ static void mmio_config_changed(void *opaque)
 
 OVC_EXPORT int ovc_balloon_mmio(struct ovc_balloon *b, ovc_virtio_irq_fn irq, void *irq_opaque)
 {
+	struct ovc_virtio_mmio *m;
 	unsigned int i, n;
 
 	if (!b || !irq)
@@ -491,11 +497,17 @@ OVC_EXPORT int ovc_balloon_mmio(struct ovc_balloon *b, ovc_virtio_irq_fn irq, vo
 	}
 	b->mem.regions = b->regions;
 	b->mem.nregions = n;
-	b->mmio = ovc_virtio_mmio_new(&b->ops, b, &b->mem, irq, irq_opaque);
-	if (!b->mmio)
+	m = ovc_virtio_mmio_new(&b->ops, b, &b->mem, irq, irq_opaque);
+	if (!m)
 		return -errno;
+	/* The controller reads these on the manager thread. */
+	pthread_mutex_lock(&b->tlock);
+	pthread_mutex_lock(&b->lock);
+	b->mmio = m;
 	b->cfg.notify = mmio_config_changed;
 	b->cfg.notify_opaque = b;
+	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->tlock);
 	return 0;
 }
 
@@ -542,7 +554,9 @@ static bool step_toward_target(struct ovc_balloon *b, uint64_t now)
 
 OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes)
 {
+	ovc_balloon_notify_fn notify;
 	uint64_t cap, pages;
+	void *notify_opaque;
 	bool changed;
 
 	if (!b)
@@ -555,9 +569,11 @@ OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes)
 		b->target_pages = UINT32_MAX;
 	/* The first step goes out now; the rest on the manager's ticks. */
 	changed = step_toward_target(b, ovc__now_ns());
+	notify = b->cfg.notify;
+	notify_opaque = b->cfg.notify_opaque;
 	pthread_mutex_unlock(&b->lock);
-	if (changed && b->cfg.notify)
-		b->cfg.notify(b->cfg.notify_opaque);
+	if (changed && notify)
+		notify(notify_opaque);
 	return 0;
 }
 
@@ -568,7 +584,9 @@ OVC_EXPORT int ovc_balloon_set_target(struct ovc_balloon *b, uint64_t bytes)
  */
 void ovc__balloon_tick(struct ovc_balloon *b, uint64_t now)
 {
+	ovc_balloon_notify_fn notify;
 	bool changed, ask = false;
+	void *notify_opaque;
 
 	/* The host lock is held: never wait behind a guest's long request. */
 	if (pthread_mutex_trylock(&b->lock))
@@ -590,10 +608,12 @@ void ovc__balloon_tick(struct ovc_balloon *b, uint64_t now)
 	if (b->stats_held && b->mmio && b->cfg.stats_period_ms &&
 	    now - b->stats_asked_ns >= (uint64_t)b->cfg.stats_period_ms * 1000000ULL)
 		ask = true;
+	notify = b->cfg.notify;
+	notify_opaque = b->cfg.notify_opaque;
 	pthread_mutex_unlock(&b->lock);
 
-	if ((changed || atomic_load(&b->notify_pending)) && b->cfg.notify)
-		b->cfg.notify(b->cfg.notify_opaque);
+	if ((changed || atomic_load(&b->notify_pending)) && notify)
+		notify(notify_opaque);
 	/* Handing the buffer back is the request for fresh statistics; next tick if busy. */
 	if (ask && !pthread_mutex_trylock(&b->tlock)) {
 		pthread_mutex_lock(&b->lock);
@@ -636,6 +656,7 @@ OVC_EXPORT int ovc_balloon_get_stats(struct ovc_balloon *b, struct ovc_balloon_s
 	st->inflate_ns = b->ctr.inflate_ns;
 	st->deflate_ns = b->ctr.deflate_ns;
 	st->settle_ns = b->settled ? b->settle_ns : 0;
+	st->move_errors = b->ctr.xact_errors;
 	pthread_mutex_unlock(&b->lock);
 	st->ballooned_pages = ms.pages[OVC_PAGE_BALLOONED];
 	st->touched = ms.faults[OVC_FAULT_BALLOONED];

@@ -103,8 +103,8 @@ struct ovc_balloon_config {
  * @bad_pfn: PFNs outside guest RAM (inflate, deflate)
  * @dup_pfn: inflated PFNs already ballooned, or repeated in one request
  * @bad_deflate: deflated PFNs that were not ballooned
- * @misaligned: buffers whose length is not a multiple of 4 bytes, report
- *	ranges not page aligned or outside RAM
+ * @misaligned: PFN lists ending partway through a PFN, statistics buffers
+ *	ending partway through an entry, report ranges not page aligned
  * @bad_requests: descriptor chains of the wrong direction or shape
  * @stalled: the guest is not following num_pages (see stall_ms)
  * @stalls: times @stalled was set
@@ -117,6 +117,8 @@ struct ovc_balloon_config {
  * @deflate_ns: host time spent on deflated pages
  * @settle_ns: how long the guest took from the last change of num_pages to
  *	writing an equal `actual` (0 while it has not)
+ * @move_errors: pages the device could not move (a failed hole punch: the
+ *	page stayed as it was, the error is logged)
  */
 struct ovc_balloon_stats {
 	uint64_t target_pages;
@@ -142,6 +144,7 @@ struct ovc_balloon_stats {
 	uint64_t inflate_ns;
 	uint64_t deflate_ns;
 	uint64_t settle_ns;
+	uint64_t move_errors;
 };
 
 /**
