@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,16 @@ static void crit_end(void)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
+/* snprintf() for paths and messages, where cutting short is fine. */
+static OVC_PRINTF(3, 4) void strf(char *buf, size_t size, const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(buf, size, f, ap);
+	va_end(ap);
+}
+
 /* Async-signal-safe helpers: open/write/close only. */
 static int write_str(const char *path, const char *s)
 {
@@ -173,6 +184,14 @@ static void restore(void)
 	if (mstate.cg_created)
 		say("pager-latency: could not remove our memory cgroup\n");
 	mstate.restoring = 0;
+}
+
+/* restore() from the main thread: a signal arriving meanwhile waits for it to finish. */
+static void restore_main(void)
+{
+	crit_begin();
+	restore();
+	crit_end();
 }
 
 static void on_signal(int sig)
@@ -419,6 +438,7 @@ static uint64_t now_ns(void)
 
 struct peer {
 	const char *name;
+	bool zswap;			/* kernel_zswap, else kernel_swap */
 	bool ran;
 	char skip[160];			/* why it did not run */
 	struct dist zip, disk, all;
@@ -494,25 +514,25 @@ static int run_ovc(struct bench *b)
 	struct ovc_vm *vm;
 	uint8_t *mem;
 	void *hva;
-	int ret = -1, r, pass;
+	int ret = -1, r = 0, pass;
 
 	ns = calloc(b->npages, sizeof(*ns));
 	if (!ns) {
-		snprintf(b->ovc_err, sizeof(b->ovc_err), "out of memory");
+		strf(b->ovc_err, sizeof(b->ovc_err), "out of memory");
 		return -1;
 	}
 	ovc_host_config_init(&hc);
 	hc.log_level = OVC_LOG_WARN;
 	host = ovc_host_new(&hc);
 	if (!host) {
-		snprintf(b->ovc_err, sizeof(b->ovc_err), "ovc_host_new: %s", strerror(errno));
+		strf(b->ovc_err, sizeof(b->ovc_err), "ovc_host_new: %s", strerror(errno));
 		free(ns);
 		return -1;
 	}
 	vm = ovc_vm_new(host, "pager-latency");
 	ram_bytes = b->npages * PAGE > 256 * MiB ? b->npages * PAGE : 256 * MiB;
 	if (!vm || (r = ovc_vm_add_ram(vm, 0, ram_bytes, &hva))) {
-		snprintf(b->ovc_err, sizeof(b->ovc_err), "VM: %s", strerror(vm ? -r : errno));
+		strf(b->ovc_err, sizeof(b->ovc_err), "VM: %s", strerror(vm ? -r : errno));
 		goto out_host;
 	}
 	mem = hva;
@@ -526,7 +546,7 @@ static int run_ovc(struct bench *b)
 	pc.swap_bytes = b->npages * PAGE + 4 * MiB;
 	p = ovc_vm_add_pager(vm, &pc);
 	if (!p) {
-		snprintf(b->ovc_err, sizeof(b->ovc_err), "ovc_vm_add_pager(dir %s): %s", b->dir,
+		strf(b->ovc_err, sizeof(b->ovc_err), "ovc_vm_add_pager(dir %s): %s", b->dir,
 			 strerror(errno));
 		goto out_vm;
 	}
@@ -537,7 +557,7 @@ static int run_ovc(struct bench *b)
 		int64_t got = ovc_pager_reclaim(p, b->npages - made, &res);
 
 		if (got < 0) {
-			snprintf(b->ovc_err, sizeof(b->ovc_err), "ovc_pager_reclaim: %s",
+			strf(b->ovc_err, sizeof(b->ovc_err), "ovc_pager_reclaim: %s",
 				 strerror((int)-got));
 			goto out_vm;
 		}
@@ -662,7 +682,7 @@ static uint64_t incore_count(uint8_t *region, uint64_t n, unsigned char *vec)
 	return c;
 }
 
-#define FAIL(...) do { snprintf(sh->msg, sizeof(sh->msg), __VA_ARGS__); _exit(1); } while (0)
+#define FAIL(...) do { strf(sh->msg, sizeof(sh->msg), __VA_ARGS__); _exit(1); } while (0)
 
 /*
  * The worker: joins the cgroup, fills its own anonymous region, pushes it
@@ -691,12 +711,12 @@ static void __attribute__((noreturn)) kernel_worker(struct bench *b, struct shar
 		FAIL("mmap: %s", strerror(errno));
 	madvise(region, n * PAGE, MADV_NOHUGEPAGE);	/* 4 KiB pages, as ovc pages */
 	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "%s/memory.force_empty", mstate.cg_path);
+	strf(path, sizeof(path), "%s/memory.force_empty", mstate.cg_path);
 	fe = open(path, O_WRONLY | O_CLOEXEC);
 	if (pm < 0 || fe < 0)
 		FAIL("open pagemap / force_empty: %s", strerror(errno));
-	snprintf(path, sizeof(path), "%s/cgroup.procs", mstate.cg_path);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	strf(path, sizeof(path), "%s/cgroup.procs", mstate.cg_path);
+	strf(pid, sizeof(pid), "%d", (int)getpid());
 	if (write_str(path, pid))
 		FAIL("join %s: %s", mstate.cg_path, strerror(errno));
 
@@ -783,14 +803,14 @@ static int zswap_set(const char *name, const char *val, char *saved, size_t size
 	char path[128], cur[64];
 	int ret;
 
-	snprintf(path, sizeof(path), ZSWAP_DIR "%s", name);
+	strf(path, sizeof(path), ZSWAP_DIR "%s", name);
 	if ((ret = read_str(path, cur, sizeof(cur))))
 		return ret;
 	if (!strcmp(cur, val))
 		return 0;
 	crit_begin();
 	if (!*changed) {
-		snprintf(saved, size, "%s", cur);
+		strf(saved, size, "%s", cur);
 		*changed = true;
 	}
 	ret = write_str(path, val);
@@ -809,7 +829,7 @@ static void run_peer(struct bench *b, struct peer *pr, bool zswap)
 	ret = zswap_set("enabled", zswap ? "Y" : "N", mstate.zswap_enabled0,
 			sizeof(mstate.zswap_enabled0), &mstate.zswap_enabled_changed);
 	if (ret) {
-		snprintf(pr->skip, sizeof(pr->skip), "cannot set zswap enabled=%s: %s",
+		strf(pr->skip, sizeof(pr->skip), "cannot set zswap enabled=%s: %s",
 			 zswap ? "Y" : "N", strerror(-ret));
 		return;
 	}
@@ -817,7 +837,7 @@ static void run_peer(struct bench *b, struct peer *pr, bool zswap)
 		read_str(ZSWAP_DIR "compressor", pr->compressor, sizeof(pr->compressor));
 	sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED) {
-		snprintf(pr->skip, sizeof(pr->skip), "mmap: %s", strerror(errno));
+		strf(pr->skip, sizeof(pr->skip), "mmap: %s", strerror(errno));
 		return;
 	}
 	memset(sh, 0, size);	/* charged here, before the worker joins its cgroup */
@@ -831,7 +851,7 @@ static void run_peer(struct bench *b, struct peer *pr, bool zswap)
 		mstate.child = pid;
 	crit_end();
 	if (pid < 0) {
-		snprintf(pr->skip, sizeof(pr->skip), "fork: %s", strerror(errno));
+		strf(pr->skip, sizeof(pr->skip), "fork: %s", strerror(errno));
 		goto out;
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -841,11 +861,15 @@ static void run_peer(struct bench *b, struct peer *pr, bool zswap)
 	crit_end();
 	vmstat_read(&v1);
 	/* zswap only as long as it is measured. */
-	if (zswap && mstate.zswap_enabled_changed)
-		zswap_set("enabled", mstate.zswap_enabled0, mstate.zswap_enabled0,
-			  sizeof(mstate.zswap_enabled0), &mstate.zswap_enabled_changed);
+	if (zswap) {
+		crit_begin();
+		if (mstate.zswap_enabled_changed &&
+		    !write_str(ZSWAP_DIR "enabled", mstate.zswap_enabled0))
+			mstate.zswap_enabled_changed = false;
+		crit_end();
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		snprintf(pr->skip, sizeof(pr->skip), "worker failed: %s",
+		strf(pr->skip, sizeof(pr->skip), "worker failed: %s",
 			 sh->msg[0] ? sh->msg : WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) :
 			 "exit status");
 		goto out;
@@ -863,11 +887,11 @@ static void run_peer(struct bench *b, struct peer *pr, bool zswap)
 	dist_of(sh_ns(sh), sh_major(sh, b->npages), b->cls, CLS_DISK, b->npages, b->tmp, &pr->disk);
 	dist_of(sh_ns(sh), sh_major(sh, b->npages), b->cls, -1, b->npages, b->tmp, &pr->all);
 	if (pr->present || pr->swapped < b->npages * 99 / 100)
-		snprintf(pr->skip, sizeof(pr->skip),
+		strf(pr->skip, sizeof(pr->skip),
 			 "only %" PRIu64 " of %" PRIu64 " pages left memory (%" PRIu64 " present)",
 			 pr->swapped, b->npages, pr->present);
 	else if (pr->bad)
-		snprintf(pr->skip, sizeof(pr->skip), "%" PRIu64 " pages came back wrong", pr->bad);
+		strf(pr->skip, sizeof(pr->skip), "%" PRIu64 " pages came back wrong", pr->bad);
 	else
 		pr->ran = true;
 out:
@@ -890,7 +914,7 @@ static int find_memcg(char *out, size_t size)
 			continue;
 		for (tok = strtok_r(opts, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 			if (!strcmp(tok, "memory")) {
-				snprintf(out, size, "%s", dir);
+				strf(out, size, "%s", dir);
 				found = 1;
 			}
 		}
@@ -901,6 +925,22 @@ static int find_memcg(char *out, size_t size)
 	return found ? 0 : -ENOENT;
 }
 
+/* Does the kernel's crypto API have algorithm @name loaded? */
+static bool crypto_has(const char *name)
+{
+	FILE *f = fopen("/proc/crypto", "re");
+	char line[256], want[128];
+	bool found = false;
+
+	if (!f)
+		return false;
+	strf(want, sizeof(want), ": %s\n", name);
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "name", 4) && strstr(line, want);
+	fclose(f);
+	return found;
+}
+
 /* A swap file of @pages pages with a version-1 header (what mkswap writes). */
 static int make_swapfile(const char *path, uint64_t pages, bool zero_fill)
 {
@@ -909,7 +949,12 @@ static int make_swapfile(const char *path, uint64_t pages, bool zero_fill)
 	uint64_t off;
 	int fd, ret = 0;
 
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Never an existing file: it could be someone's swap. */
+	crit_begin();
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		mstate.swap_created = true;
+	crit_end();
 	if (fd < 0)
 		return -errno;
 	memset(hdr, 0, sizeof(hdr));
@@ -934,13 +979,11 @@ static int make_swapfile(const char *path, uint64_t pages, bool zero_fill)
 static void run_peers(struct bench *b)
 {
 	uint64_t swap_pages = b->npages * 2 + 1024;
-	char pc[16], cur[64], crypto[1 << 16];
+	char pc[16], cur[64];
 	const char *why = NULL;
 	struct statfs sf;
 	int ret;
 
-	b->zswap.name = "kernel_zswap";
-	b->swap.name = "kernel_swap";
 	if (geteuid() != 0)
 		why = "not root";
 	else if (access(ZSWAP_DIR "enabled", W_OK))
@@ -955,17 +998,19 @@ static void run_peers(struct bench *b)
 		goto skip;
 
 	/* Our swap file, preferred over any other swap (which we never touch). */
-	crit_begin();
-	snprintf(mstate.swap_path, sizeof(mstate.swap_path), "%s/ovc-bench-swap-%d", b->dir,
+	strf(mstate.swap_path, sizeof(mstate.swap_path), "%s/ovc-bench-swap-%d", b->dir,
 		 (int)getpid());
-	mstate.swap_created = true;
-	crit_end();
 	ret = make_swapfile(mstate.swap_path, swap_pages, false);
 	crit_begin();
 	if (!ret && swapon(mstate.swap_path, SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK) == 0)
 		mstate.swap_on = true;
 	crit_end();
 	if (!mstate.swap_on && !ret) {
+		/* Some filesystems refuse unwritten extents: write every block, once. */
+		crit_begin();
+		if (!unlink(mstate.swap_path))
+			mstate.swap_created = false;
+		crit_end();
 		ret = make_swapfile(mstate.swap_path, swap_pages, true);
 		crit_begin();
 		if (!ret && swapon(mstate.swap_path, SWAP_FLAG_PREFER | SWAP_FLAG_PRIO_MASK) == 0)
@@ -975,24 +1020,24 @@ static void run_peers(struct bench *b)
 		crit_end();
 	}
 	if (!mstate.swap_on) {
-		snprintf(b->zswap.skip, sizeof(b->zswap.skip), "swapon %s: %s", mstate.swap_path,
+		strf(b->zswap.skip, sizeof(b->zswap.skip), "swapon %s: %s", mstate.swap_path,
 			 strerror(-ret));
-		snprintf(b->swap.skip, sizeof(b->swap.skip), "%s", b->zswap.skip);
-		restore();
+		strf(b->swap.skip, sizeof(b->swap.skip), "%s", b->zswap.skip);
+		restore_main();
 		return;
 	}
 
 	crit_begin();
-	snprintf(mstate.cg_path, sizeof(mstate.cg_path), "%s/ovc-bench-%d", b->cg_root,
+	strf(mstate.cg_path, sizeof(mstate.cg_path), "%s/ovc-bench-%d", b->cg_root,
 		 (int)getpid());
 	ret = mkdir(mstate.cg_path, 0755) ? -errno : 0;
 	mstate.cg_created = !ret;
 	crit_end();
 	if (ret) {
-		snprintf(b->zswap.skip, sizeof(b->zswap.skip), "mkdir %s: %s", mstate.cg_path,
+		strf(b->zswap.skip, sizeof(b->zswap.skip), "mkdir %s: %s", mstate.cg_path,
 			 strerror(-ret));
-		snprintf(b->swap.skip, sizeof(b->swap.skip), "%s", b->zswap.skip);
-		restore();
+		strf(b->swap.skip, sizeof(b->swap.skip), "%s", b->zswap.skip);
+		restore_main();
 		return;
 	}
 
@@ -1002,16 +1047,16 @@ static void run_peers(struct bench *b)
 		b->page_cluster = atoi(cur);
 		if (!b->kernel_ra && b->page_cluster != 0) {
 			crit_begin();
-			snprintf(mstate.page_cluster0, sizeof(mstate.page_cluster0), "%s", cur);
+			strf(mstate.page_cluster0, sizeof(mstate.page_cluster0), "%s", cur);
 			mstate.page_cluster_changed = true;
-			snprintf(pc, sizeof(pc), "0");
+			strf(pc, sizeof(pc), "0");
 			if (!write_str(PAGE_CLUSTER, pc))
 				b->page_cluster = 0;
 			crit_end();
 		}
 	}
 	/* lz4 as ovc uses, when the kernel's crypto API has it (it loads no module here). */
-	if (!read_str("/proc/crypto", crypto, sizeof(crypto)) && strstr(crypto, ": lz4\n")) {
+	if (crypto_has("lz4")) {
 		ret = zswap_set("compressor", "lz4", mstate.zswap_comp0, sizeof(mstate.zswap_comp0),
 				&mstate.zswap_comp_changed);
 		if (ret)
@@ -1020,11 +1065,11 @@ static void run_peers(struct bench *b)
 
 	run_peer(b, &b->zswap, true);
 	run_peer(b, &b->swap, false);
-	restore();
+	restore_main();
 	return;
 skip:
-	snprintf(b->zswap.skip, sizeof(b->zswap.skip), "%s", why);
-	snprintf(b->swap.skip, sizeof(b->swap.skip), "%s", why);
+	strf(b->zswap.skip, sizeof(b->zswap.skip), "%s", why);
+	strf(b->swap.skip, sizeof(b->swap.skip), "%s", why);
 }
 
 /* ---- output ---- */
@@ -1036,7 +1081,7 @@ static void row(const char *sys, const char *set, const struct dist *d)
 	if (!d->n)
 		return;
 	if (d->major_pct >= 0)
-		snprintf(maj, sizeof(maj), "%.0f%%", d->major_pct);
+		strf(maj, sizeof(maj), "%.0f%%", d->major_pct);
 	printf("%-13s %-9s %7" PRIu64 " %9.2f %9.2f %9.2f %9.1f %6s\n", sys, set, d->n, d->p50_us,
 	       d->p99_us, d->p999_us, d->max_us, maj);
 }
@@ -1060,18 +1105,18 @@ static void set_dist(json_t *m, const char *prefix, const struct dist *d, bool f
 
 	if (!d->n)
 		return;
-	snprintf(key, sizeof(key), "%s.p50_us", prefix);
+	strf(key, sizeof(key), "%s.p50_us", prefix);
 	json_object_set_new(m, key, json_real(d->p50_us));
-	snprintf(key, sizeof(key), "%s.p99_us", prefix);
+	strf(key, sizeof(key), "%s.p99_us", prefix);
 	json_object_set_new(m, key, json_real(d->p99_us));
 	if (!full)
 		return;
-	snprintf(key, sizeof(key), "%s.p999_us", prefix);
+	strf(key, sizeof(key), "%s.p999_us", prefix);
 	json_object_set_new(m, key, json_real(d->p999_us));
-	snprintf(key, sizeof(key), "%s.pages", prefix);
+	strf(key, sizeof(key), "%s.pages", prefix);
 	json_object_set_new(m, key, json_integer((json_int_t)d->n));
 	if (d->major_pct >= 0) {
-		snprintf(key, sizeof(key), "%s.major_pct", prefix);
+		strf(key, sizeof(key), "%s.major_pct", prefix);
 		json_object_set_new(m, key, json_real(d->major_pct));
 	}
 }
@@ -1083,23 +1128,23 @@ static void set_peer(json_t *m, const struct peer *p)
 	if (!p->ran)
 		return;
 	/* Like for like: zswap over the pages ovc compressed, swap over those ovc sent to disk. */
-	snprintf(key, sizeof(key), "%s.pagein", p->name);
-	set_dist(m, key, p->name[7] == 'z' ? &p->zip : &p->disk, true);
-	snprintf(key, sizeof(key), "%s.pagein_zipset", p->name);
+	strf(key, sizeof(key), "%s.pagein", p->name);
+	set_dist(m, key, p->zswap ? &p->zip : &p->disk, true);
+	strf(key, sizeof(key), "%s.pagein_zipset", p->name);
 	set_dist(m, key, &p->zip, true);
-	snprintf(key, sizeof(key), "%s.pagein_diskset", p->name);
+	strf(key, sizeof(key), "%s.pagein_diskset", p->name);
 	set_dist(m, key, &p->disk, true);
-	snprintf(key, sizeof(key), "%s.pagein_all", p->name);
+	strf(key, sizeof(key), "%s.pagein_all", p->name);
 	set_dist(m, key, &p->all, true);
-	snprintf(key, sizeof(key), "%s.pageout_ms", p->name);
+	strf(key, sizeof(key), "%s.pageout_ms", p->name);
 	json_object_set_new(m, key, json_real((double)p->pageout_ns / 1e6));
-	snprintf(key, sizeof(key), "%s.zswpout_pages", p->name);
+	strf(key, sizeof(key), "%s.zswpout_pages", p->name);
 	json_object_set_new(m, key, json_integer(p->zswpout));
-	snprintf(key, sizeof(key), "%s.pswpout_pages", p->name);
+	strf(key, sizeof(key), "%s.pswpout_pages", p->name);
 	json_object_set_new(m, key, json_integer(p->pswpout));
-	snprintf(key, sizeof(key), "%s.zswpin_pages", p->name);
+	strf(key, sizeof(key), "%s.zswpin_pages", p->name);
 	json_object_set_new(m, key, json_integer(p->zswpin));
-	snprintf(key, sizeof(key), "%s.pswpin_pages", p->name);
+	strf(key, sizeof(key), "%s.pswpin_pages", p->name);
 	json_object_set_new(m, key, json_integer(p->pswpin));
 }
 
@@ -1179,7 +1224,11 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct bench b = { .npages = 16384, .dir = "/var/tmp", .peers = true, .page_cluster = -1 };
+	struct bench b = {
+		.npages = 16384, .dir = "/var/tmp", .peers = true, .page_cluster = -1,
+		.zswap = { .name = "kernel_zswap", .zswap = true },
+		.swap = { .name = "kernel_swap" },
+	};
 	uint64_t i, s = 0x5eed;
 	struct utsname un;
 	bool ok;
@@ -1217,7 +1266,7 @@ int main(int argc, char **argv)
 	mstate.pid = getpid();
 	mstate.main_tid = (pid_t)syscall(SYS_gettid);
 	install_handlers();
-	atexit(restore);
+	atexit(restore_main);
 	read_str("/proc/swaps", b.swaps_before, sizeof(b.swaps_before));
 
 	b.order = malloc(b.npages * sizeof(*b.order));
@@ -1248,12 +1297,10 @@ int main(int argc, char **argv)
 	if (b.peers) {
 		run_peers(&b);
 	} else {
-		b.zswap.name = "kernel_zswap";
-		b.swap.name = "kernel_swap";
-		snprintf(b.zswap.skip, sizeof(b.zswap.skip), "--no-peers");
-		snprintf(b.swap.skip, sizeof(b.swap.skip), "--no-peers");
+		strf(b.zswap.skip, sizeof(b.zswap.skip), "--no-peers");
+		strf(b.swap.skip, sizeof(b.swap.skip), "--no-peers");
 	}
-	restore();
+	restore_main();
 	read_str("/proc/swaps", b.swaps_after, sizeof(b.swaps_after));
 
 	uname(&un);

@@ -314,6 +314,8 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 	host->nvms--;
 	pthread_mutex_unlock(&host->lock);
 
+	/* The pager's own thread takes transitions: it stops while the RAM lives. */
+	ovc__pager_stop(vm->pager);
 	ovc__fault_engine_detach(host->engine, vm->ram);
 	ovc__ram_destroy(vm->ram);
 	/* After the RAM: no entry and no fault refer to its stores any more. */

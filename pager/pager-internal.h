@@ -33,10 +33,31 @@ struct ovc_pager {
 	struct {
 		uint64_t zero, compressed, swapped, evicted, store_errors;
 	} ctr;
+
+	/*
+	 * Prefetch: fault-engine threads record faults on swapped pages in
+	 * @pf_lock's fields and wake the prefetcher thread, which brings the
+	 * predicted pages back with transitions of its own.
+	 */
+	struct ovc_store_ops swap_ops;	/* the swap file's, with the fault recorded */
+	pthread_t pf_thread;
+	bool pf_running;
+	pthread_mutex_t pf_lock;	/* protects the fields below */
+	pthread_cond_t pf_cond;
+	bool pf_stop;
+	uint64_t pf_last, pf_stride;	/* the last swapped fault and its step */
+	unsigned int pf_run;		/* faults in a row at that step */
+	uint64_t pf_next, pf_count;	/* requested: @pf_count pages from @pf_next by @pf_stride */
+	int64_t pf_step;
+	_Atomic uint64_t prefetched;	/* ATOMIC */
+	struct ovc_xact *pf_x;
+	uint64_t *pf_bufs;
 };
 
 struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 				 const struct ovc_pager_config *cfg);
+/* Stop the pager's own thread; before the RAM goes (it takes transitions). */
+void ovc__pager_stop(struct ovc_pager *p);
 /* Only once the RAM it served is gone (nothing refers to its stores). */
 void ovc__pager_destroy(struct ovc_pager *p);
 

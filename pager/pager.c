@@ -10,6 +10,9 @@
 #define EVICT_BATCH 32
 #define ZIP_HIGH_PCT 90		/* evict the tier's oldest above this share of its cap */
 #define ZIP_LOW_PCT 80		/* ...down to this */
+#define PF_MAX_STRIDE 16	/* larger steps between faults are not a pattern */
+#define PF_TRIGGER 2		/* faults in a row at one step before prefetching */
+#define PF_MAX 64		/* the most prefetch_max may be */
 
 OVC_EXPORT void ovc_pager_config_init(struct ovc_pager_config *cfg)
 {
@@ -19,6 +22,7 @@ OVC_EXPORT void ovc_pager_config_init(struct ovc_pager_config *cfg)
 	cfg->zip_cap_bytes = 64ULL << 20;
 	cfg->zip_max_bytes = 2048;
 	cfg->batch = 64;
+	cfg->prefetch_max = 8;
 }
 
 static bool all_zero(const uint64_t *w)
@@ -32,6 +36,131 @@ static bool all_zero(const uint64_t *w)
 	return true;
 }
 
+/*
+ * A fault on a swapped page: note it, and when the last faults walked the
+ * RAM at one step, ask the prefetcher for the next pages at that step.
+ * Called from a fault-engine thread, page BUSY: brief and non-blocking.
+ */
+static void pf_record(struct ovc_pager *p, uint64_t gfn)
+{
+	int64_t step;
+
+	pthread_mutex_lock(&p->pf_lock);
+	step = (int64_t)(gfn - p->pf_last);
+	if (step && step == p->pf_step && step >= -PF_MAX_STRIDE && step <= PF_MAX_STRIDE) {
+		p->pf_run++;
+	} else {
+		p->pf_run = 1;
+		p->pf_step = step;
+	}
+	p->pf_last = gfn;
+	if (p->pf_run >= PF_TRIGGER && !p->pf_count) {
+		p->pf_next = gfn + (uint64_t)step;
+		p->pf_count = p->cfg.prefetch_max;
+		pthread_cond_signal(&p->pf_cond);
+	}
+	pthread_mutex_unlock(&p->pf_lock);
+}
+
+static int pf_load(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t handle, void *dst)
+{
+	struct ovc_pager *p = opaque;
+	int ret = ovc__swapfile_ops.load(p->swap, ram, gfn, handle, dst);
+
+	if (!ret)
+		pf_record(p, gfn);
+	return ret;
+}
+
+static void pf_release(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t handle)
+{
+	struct ovc_pager *p = opaque;
+
+	ovc__swapfile_ops.release(p->swap, ram, gfn, handle);
+}
+
+/*
+ * Bring @count pages from @gfn at @step back before the guest asks: the
+ * swapped ones in one batched read. A page busy or no longer swapped is left
+ * alone. Called from the prefetcher thread.
+ */
+static void prefetch(struct ovc_pager *p, uint64_t gfn, uint64_t count, int64_t step)
+{
+	uint64_t handles[PF_MAX];
+	void *dst[PF_MAX];
+	int errs[PF_MAX];
+	unsigned int n = 0, i;
+
+	for (; count && n < PF_MAX; count--, gfn += (uint64_t)step) {
+		struct ovc_xact *x = &p->pf_x[n];
+		uint64_t e;
+
+		if (!ovc__ram_region_gfn(p->ram, gfn))
+			break;
+		if (ovc__xact_begin(x, p->ram, gfn, 1, 0))
+			continue;
+		e = ovc__xact_old(x, 0);
+		if (ovc__pte_state(e) != OVC_PAGE_SWAPPED) {
+			ovc__xact_abort(x);
+			continue;
+		}
+		handles[n] = ovc__pte_payload(e);
+		dst[n] = p->pf_bufs + (size_t)n * WORDS;
+		n++;
+	}
+	if (!n)
+		return;
+	(void)!ovc__swapfile_read(p->swap, handles, dst, n, errs);
+	for (i = 0; i < n; i++) {
+		struct ovc_xact *x = &p->pf_x[i];
+
+		if (errs[i]) {
+			/* The fault will meet the same error and report it: leave the page. */
+			ovc__xact_abort(x);
+			continue;
+		}
+		ovc__xact_set(x, 0, OVC_PAGE_RESIDENT, 0, dst[i]);
+		if (!ovc__xact_commit(x) && !x->failed[0])
+			atomic_fetch_add_explicit(&p->prefetched, 1, memory_order_relaxed);
+	}
+}
+
+static void *prefetcher(void *arg)
+{
+	struct ovc_pager *p = arg;
+	uint64_t next, count;
+	int64_t step;
+
+	pthread_mutex_lock(&p->pf_lock);
+	while (!p->pf_stop) {
+		if (!p->pf_count) {
+			pthread_cond_wait(&p->pf_cond, &p->pf_lock);
+			continue;
+		}
+		next = p->pf_next;
+		count = p->pf_count;
+		step = p->pf_step;
+		pthread_mutex_unlock(&p->pf_lock);
+		prefetch(p, next, count, step);
+		pthread_mutex_lock(&p->pf_lock);
+		p->pf_count = 0;
+	}
+	pthread_mutex_unlock(&p->pf_lock);
+	return NULL;
+}
+
+void ovc__pager_stop(struct ovc_pager *p)
+{
+	if (!p || !p->pf_running)
+		return;
+	pthread_mutex_lock(&p->pf_lock);
+	p->pf_stop = true;
+	pthread_cond_signal(&p->pf_cond);
+	pthread_mutex_unlock(&p->pf_lock);
+	pthread_join(p->pf_thread, NULL);
+	p->pf_running = false;
+}
+
 struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 				 const struct ovc_pager_config *cfg)
 {
@@ -43,7 +172,7 @@ struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 		ovc_pager_config_init(&defaults);
 		cfg = &defaults;
 	}
-	if (cfg->batch == 0 || cfg->batch > OVC_XACT_MAX_PAGES ||
+	if (cfg->batch == 0 || cfg->batch > OVC_XACT_MAX_PAGES || cfg->prefetch_max > PF_MAX ||
 	    (cfg->swap_dir && cfg->swap_bytes < OVC_PAGE_SIZE) ||
 	    (!cfg->zip_cap_bytes && !cfg->swap_dir)) {
 		errno = EINVAL;
@@ -57,6 +186,9 @@ struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 	p->cfg = *cfg;
 	p->cfg.swap_dir = NULL;		/* the caller's string is not ours to keep */
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_mutex_init(&p->pf_lock, NULL);
+	pthread_cond_init(&p->pf_cond, NULL);
+	p->pf_last = UINT64_MAX;
 	p->bufs = aligned_alloc(OVC_PAGE_SIZE, (size_t)cfg->batch * OVC_PAGE_SIZE);
 	p->evict_x = calloc(EVICT_BATCH, sizeof(*p->evict_x));
 	if (!p->bufs || !p->evict_x) {
@@ -95,14 +227,27 @@ struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 			goto err;
 	}
 	if (p->swap) {
-		ret = -ovc__ram_set_store(ram, OVC_PAGE_SWAPPED, &ovc__swapfile_ops, p->swap);
+		p->swap_ops.load = pf_load;
+		p->swap_ops.release = pf_release;
+		ret = -ovc__ram_set_store(ram, OVC_PAGE_SWAPPED, &p->swap_ops, p);
 		if (ret)
 			goto err_unset;
+		if (cfg->prefetch_max) {
+			p->pf_x = calloc(PF_MAX, sizeof(*p->pf_x));
+			p->pf_bufs = aligned_alloc(OVC_PAGE_SIZE, (size_t)PF_MAX * OVC_PAGE_SIZE);
+			ret = !p->pf_x || !p->pf_bufs ? ENOMEM :
+				pthread_create(&p->pf_thread, NULL, prefetcher, p);
+			if (ret)
+				goto err_unset;
+			p->pf_running = true;
+		}
 	}
 	return p;
 err_unset:
 	if (p->zip)
 		ovc__ram_set_store(ram, OVC_PAGE_COMPRESSED, NULL, NULL);
+	if (p->swap)
+		ovc__ram_set_store(ram, OVC_PAGE_SWAPPED, NULL, NULL);
 err:
 	ovc__pager_destroy(p);
 	errno = ret;
@@ -114,10 +259,15 @@ void ovc__pager_destroy(struct ovc_pager *p)
 {
 	if (!p)
 		return;
+	ovc__pager_stop(p);
 	ovc__zstore_destroy(p->zip);
 	ovc__swapfile_destroy(p->swap);
 	free(p->bufs);
 	free(p->evict_x);
+	free(p->pf_x);
+	free(p->pf_bufs);
+	pthread_cond_destroy(&p->pf_cond);
+	pthread_mutex_destroy(&p->pf_lock);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -381,5 +531,6 @@ OVC_EXPORT int ovc_pager_get_stats(struct ovc_pager *p, struct ovc_pager_stats *
 	st->zip_bytes = zs.bytes_used;
 	st->swap_pages = ss.slots_used;
 	st->swap_slots = ss.slots_total;
+	st->prefetched = atomic_load_explicit(&p->prefetched, memory_order_relaxed);
 	return 0;
 }

@@ -357,3 +357,35 @@ Test(pager, store_faults_leave_pages_resident)
 	cr_assert_eq(ovc_vm_destroy(vm), 0);
 	host_done();
 }
+
+/* Faults walking the swapped pages in order bring the next ones back ahead of the reader. */
+Test(pager, sequential_prefetch)
+{
+	const uint64_t n = 1024;
+	struct ovc_pager_stats ps;
+	struct ovc_mem_stats st;
+	struct ovc_pager *p;
+	struct ovc_vm *vm;
+	uint64_t *base, i;
+
+	vm = make_vm("prefetch", 8 * MiB, &base);
+	p = make_pager(vm, 4 * MiB, 8 * MiB);
+	for (i = 0; i < n; i++)
+		fill(base + i * WORDS, i, 2);		/* all to disk */
+	cr_assert_eq(ovc_pager_reclaim(p, n, NULL), (int64_t)n);
+	for (i = 0; i < n; i++) {
+		cr_assert(holds(base + i * WORDS, i, 2), "page %llu", (unsigned long long)i);
+		if (i % 8 == 7)
+			usleep(200);	/* a reader that computes a little between pages */
+	}
+	ovc_pager_get_stats(p, &ps);
+	ovc_vm_get_mem_stats(vm, &st);
+	cr_log_info("prefetched %llu of %llu; store faults %llu",
+		    (unsigned long long)ps.prefetched, (unsigned long long)n,
+		    (unsigned long long)st.faults[OVC_FAULT_STORE]);
+	cr_assert_gt(ps.prefetched, n / 4);
+	cr_assert_lt(st.faults[OVC_FAULT_STORE], n);
+	cr_assert_eq(ps.swap_pages, 0);
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	host_done();
+}

@@ -24,6 +24,9 @@ struct ovc_pager;
  * @swap_bytes: size of the swap file, allocated up front
  * @encrypt: encrypt swap slots (AEAD, a key held only in memory)
  * @batch: pages taken per transition while reclaiming (64)
+ * @prefetch_max: when faults on swapped pages follow a sequence or a stride,
+ *	bring back up to this many of the next pages ahead of the guest
+ *	(8; 0: no prefetch)
  *
  * Fill with ovc_pager_config_init() first.
  */
@@ -34,6 +37,7 @@ struct ovc_pager_config {
 	uint64_t swap_bytes;
 	bool encrypt;
 	unsigned int batch;
+	unsigned int prefetch_max;
 };
 
 /**
@@ -65,6 +69,7 @@ struct ovc_pager_result {
  * @zip_pages, @zip_bytes: pages in the compressed tier and host bytes it uses
  * @swap_pages: pages in the swap file
  * @swap_slots: slots the swap file has
+ * @prefetched: pages brought back ahead of the guest
  */
 struct ovc_pager_stats {
 	uint64_t reclaimed;
@@ -77,6 +82,7 @@ struct ovc_pager_stats {
 	uint64_t zip_bytes;
 	uint64_t swap_pages;
 	uint64_t swap_slots;
+	uint64_t prefetched;
 };
 
 /**
