@@ -8,6 +8,7 @@
 
 #define WORDS (OVC_PAGE_SIZE / sizeof(uint64_t))
 #define EVICT_BATCH 32
+#define EVICT_ROUNDS 8		/* batches one eviction pass moves at most */
 #define ZIP_HIGH_PCT 90		/* evict the tier's oldest above this share of its cap */
 #define ZIP_LOW_PCT 80		/* ...down to this */
 #define PF_MAX_STRIDE 16	/* larger steps between faults are not a pattern */
@@ -120,8 +121,15 @@ static void prefetch(struct ovc_pager *p, uint64_t gfn, uint64_t count, int64_t 
 			continue;
 		}
 		ovc__xact_set(x, 0, OVC_PAGE_RESIDENT, 0, dst[i]);
-		if (!ovc__xact_commit(x) && !x->failed[0])
+		if (!ovc__xact_commit(x) && !x->failed[0]) {
+			/*
+			 * Brought back because the guest is heading there: referenced,
+			 * or the next CLOCK pass would take it before it is read.
+			 */
+			atomic_fetch_or_explicit(ovc__ram_pte(p->ram, x->gfn), OVC_PTE_ACCESSED,
+						 memory_order_relaxed);
 			atomic_fetch_add_explicit(&p->prefetched, 1, memory_order_relaxed);
+		}
 	}
 }
 
@@ -189,7 +197,9 @@ struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 	pthread_mutex_init(&p->pf_lock, NULL);
 	pthread_cond_init(&p->pf_cond, NULL);
 	p->pf_last = UINT64_MAX;
-	p->bufs = aligned_alloc(OVC_PAGE_SIZE, (size_t)cfg->batch * OVC_PAGE_SIZE);
+	/* Reclaim runs and eviction batches share these pages. */
+	p->bufs = aligned_alloc(OVC_PAGE_SIZE, (size_t)(cfg->batch > EVICT_BATCH ? cfg->batch :
+							EVICT_BATCH) * OVC_PAGE_SIZE);
 	p->evict_x = calloc(EVICT_BATCH, sizeof(*p->evict_x));
 	if (!p->bufs || !p->evict_x) {
 		ret = ENOMEM;
@@ -322,11 +332,12 @@ static void evict_tier(struct ovc_pager *p)
 	uint64_t handles[EVICT_BATCH];
 	int errs[EVICT_BATCH];
 	struct ovc_zstore_stats zs;
-	unsigned int nv, i, k, which[EVICT_BATCH], failed;
+	unsigned int nv, i, k, which[EVICT_BATCH], failed, rounds;
 
 	if (!p->zip || !p->swap)
 		return;
-	for (;;) {
+	/* Bounded per call: the tier's fixed overhead may keep it above the low mark. */
+	for (rounds = 0; rounds < EVICT_ROUNDS; rounds++) {
 		ovc__zstore_get_stats(p->zip, &zs);
 		if (zs.bytes_used * 100 < p->cfg.zip_cap_bytes * ZIP_HIGH_PCT &&
 		    !p->evicting)

@@ -389,3 +389,33 @@ Test(pager, sequential_prefetch)
 	cr_assert_eq(ovc_vm_destroy(vm), 0);
 	host_done();
 }
+
+/* Eviction batches are larger than a small reclaim batch: both share the pager's buffers. */
+Test(pager, small_batch_eviction)
+{
+	struct ovc_pager_config cfg;
+	struct ovc_pager_stats ps;
+	struct ovc_pager *p;
+	struct ovc_vm *vm;
+	uint64_t *base, i;
+
+	vm = make_vm("smallbatch", 32 * MiB, &base);
+	ovc_pager_config_init(&cfg);
+	cfg.batch = 8;
+	cfg.zip_cap_bytes = 512 * 1024;
+	cfg.swap_dir = swap_dir;
+	cfg.swap_bytes = 32 * MiB;
+	p = ovc_vm_add_pager(vm, &cfg);
+	cr_assert_not_null(p);
+	for (i = 0; i < 6000; i++)
+		fill(base + i * WORDS, i, 1);
+	cr_assert_eq(ovc_pager_reclaim(p, 6000, NULL), 6000);
+	ovc_pager_get_stats(p, &ps);
+	cr_assert_gt(ps.evicted, 0, "zip %llu pages %llu bytes, swap %llu",
+		     (unsigned long long)ps.zip_pages, (unsigned long long)ps.zip_bytes,
+		     (unsigned long long)ps.swap_pages);
+	for (i = 0; i < 6000; i++)
+		cr_assert(holds(base + i * WORDS, i, 1), "page %llu", (unsigned long long)i);
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	host_done();
+}

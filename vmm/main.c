@@ -161,6 +161,9 @@ int main(int argc, char **argv)
 		if (vmm_vm_start(vmm.vms[i]))
 			break;
 	}
+	/* A VM that failed to start stops the rest: none of them is left waited for. */
+	for (; i < vmm.nvms; i++)
+		vmm_vm_finish(vmm.vms[i], VM_CRASHED, 3, "not started");
 	fflush(stdout);
 	run(&vmm, sfd);
 

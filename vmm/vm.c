@@ -236,8 +236,10 @@ int vmm_vm_start(struct vmm_vm *vm)
 	if (o->chaos_rate) {
 		vm->chaos = chaos_start(vm->ovc, o->chaos_rate, o->seed * 7919 + vm->index);
 		if (!vm->chaos) {
-			vm_error(vm, "chaos", -errno);
-			return -errno;
+			ret = -errno;
+			vm_error(vm, "chaos", ret);
+			vmm_vm_finish(vm, VM_CRASHED, 3, "not started: chaos: %s", strerror(-ret));
+			return ret;
 		}
 	}
 	vm->started_ns = vmm_now_ns();
@@ -287,6 +289,9 @@ void vmm_vm_request_stop(struct vmm_vm *vm)
 	struct ovc_guest_boot *boot = vmm_gpa(vm, OVC_GUEST_BOOT_GPA, sizeof(*boot));
 	unsigned int i;
 
+	/* A VM that ended may have lost pages: its RAM is not touched again. */
+	if (!vmm_vm_running(vm))
+		return;
 	__atomic_store_n(&boot->stop, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < vm->spec->vcpus; i++) {
 		uint64_t one = 1;
@@ -371,6 +376,8 @@ int vmm_vm_destroy(struct vmm_vm *vm)
 	if (!vm)
 		return 0;
 	vmm_vm_join(vm);
+	/* Devices first: the balloon's controller may still raise an interrupt. */
+	vmm_virtio_remove_all(vm);
 	for (i = 0; i < OVC_GUEST_MAX_VCPUS; i++) {
 		struct vmm_vcpu *v = &vm->vcpus[i];
 
@@ -381,7 +388,6 @@ int vmm_vm_destroy(struct vmm_vm *vm)
 		if (v->wake_fd >= 0)
 			close(v->wake_fd);
 	}
-	vmm_virtio_remove_all(vm);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	if (vm->ovc && ovc_vm_destroy(vm->ovc))

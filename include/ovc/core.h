@@ -97,8 +97,9 @@ struct ovc_mem_stats {
  * typedef ovc_fatal_fn - a guest page's contents are lost
  *
  * Called from a fault-engine thread after a store's load failed for @gfn with
- * @err, just before the page is poisoned (its accessor then gets SIGBUS or,
- * for KVM, -EHWPOISON from KVM_RUN). The VMM decides what happens to the VM.
+ * @err, just before the page is poisoned (any access then gets SIGBUS; a vCPU
+ * thread gets it inside KVM_RUN, BUS_MCEERR_AR). The VMM decides what happens
+ * to the VM.
  * Runs inside the engine's RCU read-side section with the page BUSY: must not
  * block long, touch guest RAM, or destroy the VM (defer that to another thread).
  */

@@ -151,9 +151,10 @@ OVC_EXPORT OVC_MUST_CHECK int ovc_vm_add_ram(struct ovc_vm *vm, uint64_t gpa,
  *	failure, I/O error); NULL for none
  * @opaque: passed to @fn
  *
- * The page is then poisoned: the accessing vCPU's KVM_RUN fails (or a VMM
- * thread gets SIGBUS), so without a handler the VM's vCPUs stop at the page;
- * with one, the VMM decides (see ovc_fatal_fn for what it may do there).
+ * The page is then poisoned: any access gets SIGBUS (a vCPU thread inside
+ * KVM_RUN too). The handler runs first, so the VMM can stop the VM's vCPUs
+ * and keep its own threads away from the page (see ovc_fatal_fn for what it
+ * may do there).
  * Never a silent zero page.
  *
  * Return: 0 or -EINVAL. Context: any thread.
