@@ -47,6 +47,17 @@ void ovc__log(const struct ovc_log *log, int level, const char *fmt, ...);
 
 uint64_t ovc__now_ns(void);
 
+/*
+ * Log2 latency histograms: bucket i counts times in [2^i, 2^(i+1)) ns, the
+ * last bucket everything above. The quantile interpolates inside a bucket;
+ * 0 when the histogram is empty, @q clamped to [0, 1].
+ */
+unsigned int ovc__hist_bucket(uint64_t ns, unsigned int nbuckets);
+uint64_t ovc__hist_quantile_ns(const uint64_t *hist, unsigned int nbuckets, double q);
+
+/* Whether a page (OVC_PAGE_SIZE bytes, 8-byte aligned) holds only zeros. */
+bool ovc__page_is_zero(const void *page);
+
 /* ------------------------------------------------------------------------ */
 /*
  * Page-table entry: one per 4 KiB guest page, 64 bits, accessed only with

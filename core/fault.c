@@ -34,19 +34,14 @@ struct ovc_fault_engine {
 	pthread_t threads[];
 };
 
-static unsigned int hist_bucket(uint64_t ns)
-{
-	unsigned int b = ns ? 63u - (unsigned int)__builtin_clzll(ns) : 0;
-
-	return b < OVC_FAULT_HIST_BUCKETS ? b : OVC_FAULT_HIST_BUCKETS - 1;
-}
-
 static void count(struct ovc_ram *ram, enum ovc_fault_kind kind, uint64_t t0)
 {
 	atomic_fetch_add_explicit(&ram->faults[kind], 1, memory_order_relaxed);
-	if (t0)
-		atomic_fetch_add_explicit(&ram->fault_ns_hist[hist_bucket(ovc__now_ns() - t0)],
-					  1, memory_order_relaxed);
+	if (t0) {
+		unsigned int b = ovc__hist_bucket(ovc__now_ns() - t0, OVC_FAULT_HIST_BUCKETS);
+
+		atomic_fetch_add_explicit(&ram->fault_ns_hist[b], 1, memory_order_relaxed);
+	}
 }
 
 /* Return true when the page now refuses every access. */

@@ -43,6 +43,18 @@ uint64_t ovc__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+bool ovc__page_is_zero(const void *page)
+{
+	const uint64_t *w = page;
+	size_t i;
+
+	for (i = 0; i < OVC_PAGE_SIZE / sizeof(*w); i++) {
+		if (w[i])
+			return false;
+	}
+	return true;
+}
+
 OVC_EXPORT const char *ovc_page_state_name(int state)
 {
 	static const char *const names[OVC_PAGE_NR_STATES] = {
@@ -76,34 +88,38 @@ OVC_EXPORT const char *ovc_fault_kind_name(int kind)
 	return names[kind];
 }
 
-OVC_EXPORT uint64_t ovc_mem_stats_fault_quantile_ns(const struct ovc_mem_stats *st,
-						    double q)
+unsigned int ovc__hist_bucket(uint64_t ns, unsigned int nbuckets)
+{
+	unsigned int b = ns ? 63u - (unsigned int)__builtin_clzll(ns) : 0;
+
+	return b < nbuckets ? b : nbuckets - 1;
+}
+
+uint64_t ovc__hist_quantile_ns(const uint64_t *hist, unsigned int nbuckets, double q)
 {
 	uint64_t total = 0, seen = 0;
 	double rank;
-	int i;
+	unsigned int i;
 
-	if (!st)
-		return 0;
-	for (i = 0; i < OVC_FAULT_HIST_BUCKETS; i++)
-		total += st->fault_ns_hist[i];
+	for (i = 0; i < nbuckets; i++)
+		total += hist[i];
 	if (!total)
 		return 0;
-	if (q < 0.0)
-		q = 0.0;
-	if (q > 1.0)
-		q = 1.0;
+	q = q < 0.0 ? 0.0 : q > 1.0 ? 1.0 : q;
 	rank = q * (double)total;
-	for (i = 0; i < OVC_FAULT_HIST_BUCKETS; i++) {
-		uint64_t n = st->fault_ns_hist[i];
-
-		if (n && (double)(seen + n) >= rank) {
+	for (i = 0; i < nbuckets; i++) {
+		if (hist[i] && (double)(seen + hist[i]) >= rank) {
 			double lo = (double)(1ULL << i);
-			double frac = (rank - (double)seen) / (double)n;
 
-			return (uint64_t)(lo + frac * lo);
+			return (uint64_t)(lo + (rank - (double)seen) / (double)hist[i] * lo);
 		}
-		seen += n;
+		seen += hist[i];
 	}
-	return 1ULL << (OVC_FAULT_HIST_BUCKETS - 1);
+	return 1ULL << (nbuckets - 1);
+}
+
+OVC_EXPORT uint64_t ovc_mem_stats_fault_quantile_ns(const struct ovc_mem_stats *st,
+						    double q)
+{
+	return st ? ovc__hist_quantile_ns(st->fault_ns_hist, OVC_FAULT_HIST_BUCKETS, q) : 0;
 }

@@ -470,7 +470,6 @@ static void unaligned_test(struct vt *t)
 static uint64_t bad_queue_test(struct vt *t)
 {
 	struct virtio_dev *dev = &t->dev;
-	uint64_t desc, avail, used;
 	uint32_t ready, status, isr;
 	bool refused;
 	void *d, *a, *u;
@@ -510,16 +509,7 @@ static uint64_t bad_queue_test(struct vt *t)
 		fail(t, "bad-queue test: out of ring memory");
 		return 0;
 	}
-	desc = (uintptr_t)d;
-	avail = (uintptr_t)a;
-	used = (uintptr_t)u;
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_NUM, VT_BAD_QNUM);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(avail >> 32));
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(used >> 32));
+	virtio_queue_program(dev, VT_BAD_QNUM, d, a, u);
 	virtio_write(dev, VIRTIO_MMIO_QUEUE_READY, 1);
 	ready = virtio_read(dev, VIRTIO_MMIO_QUEUE_READY);
 

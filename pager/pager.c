@@ -26,17 +26,6 @@ OVC_EXPORT void ovc_pager_config_init(struct ovc_pager_config *cfg)
 	cfg->prefetch_max = 8;
 }
 
-static bool all_zero(const uint64_t *w)
-{
-	uint64_t i;
-
-	for (i = 0; i < WORDS; i++) {
-		if (w[i])
-			return false;
-	}
-	return true;
-}
-
 /*
  * A fault on a swapped page: note it, and when the last faults walked the
  * RAM at one step, ask the prefetcher for the next pages at that step.
@@ -419,7 +408,7 @@ static void page_out(struct ovc_pager *p, struct ovc_xact *x, uint64_t want,
 			continue;
 		taken++;
 		memcpy(buf, ovc__xact_hva(x, i), OVC_PAGE_SIZE);
-		if (all_zero(buf)) {
+		if (ovc__page_is_zero(buf)) {
 			ovc__xact_set(x, i, OVC_PAGE_ZERO, 0, NULL);
 			continue;
 		}
@@ -483,15 +472,14 @@ OVC_EXPORT int64_t ovc_pager_reclaim(struct ovc_pager *p, uint64_t npages,
 {
 	struct ovc_pager_result r = { 0 };
 	uint64_t made = 0, looked = 0, limit;
-	struct ovc_mem_stats st;
 	unsigned int n;
 	uint64_t gfn;
 
 	if (!p)
 		return -EINVAL;
-	ovc__ram_get_stats(p->ram, &st);
 	/* Two sweeps at most: the first may only take reference bits away. */
-	limit = 2 * (st.ram_bytes >> OVC_PAGE_SHIFT) + p->cfg.batch;
+	limit = 2 * (__atomic_load_n(&p->ram->total_bytes, __ATOMIC_RELAXED) >> OVC_PAGE_SHIFT) +
+		p->cfg.batch;
 	pthread_mutex_lock(&p->lock);
 	evict_tier(p);
 	while (made < npages && looked < limit && next_run(p, &gfn, &n)) {

@@ -176,13 +176,6 @@ struct ovc_swapfile {
 
 #define count_add(field, v) atomic_fetch_add_explicit(&(field), (v), memory_order_relaxed)
 
-static unsigned int hist_bucket(uint64_t ns)
-{
-	unsigned int b = ns ? 63 - (unsigned int)__builtin_clzll(ns) : 0;
-
-	return b < OVC_SWAPFILE_HIST_BUCKETS ? b : OVC_SWAPFILE_HIST_BUCKETS - 1;
-}
-
 static bool aligned(const void *p)
 {
 	return ((uintptr_t)p & (SLOT_SIZE - 1)) == 0;
@@ -699,7 +692,7 @@ static int write_chunk(struct ovc_swapfile *s, const void *const *pages, unsigne
 		else if (r->inject == OVC_SWAPFILE_WRITE_SHORT && res == SLOT_SIZE)
 			res = SLOT_SIZE / 2;
 		count_add(s->write_ns, r->ns);
-		count_add(s->write_hist[hist_bucket(r->ns)], 1);
+		count_add(s->write_hist[ovc__hist_bucket(r->ns, OVC_SWAPFILE_HIST_BUCKETS)], 1);
 		if (res == SLOT_SIZE) {
 			handles[r->idx] = r->slot + 1;
 			continue;
@@ -769,7 +762,7 @@ static int finish_read(struct ovc_swapfile *s, struct swap_req *r, void *dst)
 	if (r->inject == OVC_SWAPFILE_READ_EIO && res == SLOT_SIZE)
 		res = -EIO;
 	count_add(s->read_ns, r->ns);
-	count_add(s->read_hist[hist_bucket(r->ns)], 1);
+	count_add(s->read_hist[ovc__hist_bucket(r->ns, OVC_SWAPFILE_HIST_BUCKETS)], 1);
 	if (res != SLOT_SIZE) {
 		count_add(s->io_errors, 1);
 		ovc__err(s->log, "swapfile: reading slot %llu: %s", (unsigned long long)r->slot,
@@ -1280,25 +1273,7 @@ void ovc__swapfile_get_stats(struct ovc_swapfile *s, struct ovc_swapfile_stats *
 
 uint64_t ovc__swapfile_hist_quantile_ns(const uint64_t *hist, double q)
 {
-	uint64_t total = 0, seen = 0;
-	double rank;
-	unsigned int i;
-
-	for (i = 0; i < OVC_SWAPFILE_HIST_BUCKETS; i++)
-		total += hist[i];
-	if (!total)
-		return 0;
-	q = q < 0.0 ? 0.0 : q > 1.0 ? 1.0 : q;
-	rank = q * (double)total;
-	for (i = 0; i < OVC_SWAPFILE_HIST_BUCKETS; i++) {
-		if (hist[i] && (double)(seen + hist[i]) >= rank) {
-			double lo = (double)(1ULL << i);
-
-			return (uint64_t)(lo + (rank - (double)seen) / (double)hist[i] * lo);
-		}
-		seen += hist[i];
-	}
-	return 1ULL << (OVC_SWAPFILE_HIST_BUCKETS - 1);
+	return ovc__hist_quantile_ns(hist, OVC_SWAPFILE_HIST_BUCKETS, q);
 }
 
 const char *ovc__swapfile_io_name(enum ovc_swapfile_io io)

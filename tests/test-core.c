@@ -12,6 +12,7 @@
 
 #include "core/core-internal.h"
 #include "tests/kit/memstore.h"
+#include "tests/kit/sigbus.h"
 
 #define NPAGES 256
 
@@ -404,33 +405,13 @@ Test(core, corrupt_store_page_poisons_not_zeroes, .signal = SIGBUS)
 	(void)*(volatile uint8_t *)(f.mem + 61 * OVC_PAGE_SIZE);
 }
 
-static __thread sigjmp_buf bus_jmp;
-
-static void on_sigbus(int sig)
-{
-	siglongjmp(bus_jmp, 1);
-}
-
-/* Touch a page; return (void *)1 when the access raised SIGBUS. */
-static void *touch_page(void *arg)
-{
-	if (sigsetjmp(bus_jmp, 1))
-		return (void *)1;
-	(void)*(volatile uint8_t *)arg;
-	return NULL;
-}
-
 /* Touch page i from a thread of its own; true when the access raised SIGBUS. */
 static bool touch_raises_sigbus(unsigned int i)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
-	void *bus = NULL;
-	pthread_t t;
+	int r = sigbus_probe(f.mem + i * OVC_PAGE_SIZE);
 
-	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
-	cr_assert_eq(pthread_create(&t, NULL, touch_page, f.mem + i * OVC_PAGE_SIZE), 0);
-	pthread_join(t, &bus);
-	return bus == (void *)1;
+	cr_assert_geq(r, 0, "SIGBUS probe: %s", strerror(-r));
+	return r == 1;
 }
 
 Test(core, store_error_is_counted_and_reported)

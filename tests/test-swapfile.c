@@ -20,6 +20,7 @@
 #include <ovc/ovc.h>
 #include "host/host-internal.h"
 #include "pager/swapfile.h"
+#include "tests/kit/sigbus.h"
 
 #define PAGE OVC_PAGE_SIZE
 #define PLAIN (-1)			/* cipher of a mode: no encryption */
@@ -887,32 +888,13 @@ Test(swapfile, config_defaults)
 #define VM_GPA 0x100000ULL
 #define VM_GFN(i) ((VM_GPA >> OVC_PAGE_SHIFT) + (i))
 
-static __thread sigjmp_buf bus_jmp;
-
-static void on_sigbus(int sig)
-{
-	siglongjmp(bus_jmp, 1);
-}
-
-static void *touch_page(void *arg)
-{
-	if (sigsetjmp(bus_jmp, 1))
-		return (void *)1;
-	(void)*(volatile uint8_t *)arg;
-	return NULL;
-}
-
 /* Touch @p from a thread of its own; true when the access raised SIGBUS. */
 static bool touch_raises_sigbus(void *p)
 {
-	struct sigaction sa = { .sa_handler = on_sigbus };
-	void *bus = NULL;
-	pthread_t t;
+	int r = sigbus_probe(p);
 
-	cr_assert_eq(sigaction(SIGBUS, &sa, NULL), 0);
-	cr_assert_eq(pthread_create(&t, NULL, touch_page, p), 0);
-	pthread_join(t, &bus);
-	return bus == (void *)1;
+	cr_assert_geq(r, 0, "SIGBUS probe: %s", strerror(-r));
+	return r == 1;
 }
 
 /*

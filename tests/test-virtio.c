@@ -13,6 +13,7 @@
 
 #include <ovc/ovc.h>
 #include "balloon/balloon-internal.h"
+#include "tests/kit/vring.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
@@ -134,39 +135,24 @@ static void *gpa_hva(uint64_t gpa)
 
 static void put16(uint64_t gpa, uint16_t v)
 {
-	v = htole16(v);
-	memcpy(gpa_hva(gpa), &v, 2);
+	vring_put16(gpa_hva(gpa), v);
 }
 
 static uint16_t get16(uint64_t gpa)
 {
-	uint16_t v;
-
-	memcpy(&v, gpa_hva(gpa), 2);
-	return le16toh(v);
+	return vring_get16(gpa_hva(gpa));
 }
 
 static uint32_t get32(uint64_t gpa)
 {
-	uint32_t v;
-
-	memcpy(&v, gpa_hva(gpa), 4);
-	return le32toh(v);
+	return vring_get32(gpa_hva(gpa));
 }
 
 /* A descriptor in any table: the ring's (DESC_GPA) or an indirect one. */
 static void put_desc_at(uint64_t table, unsigned int i, uint64_t addr, uint32_t len,
 			uint16_t flags, uint16_t next)
 {
-	uint8_t *p = gpa_hva(table + 16ULL * i);
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t f = htole16(flags), n = htole16(next);
-
-	memcpy(p, &a, 8);
-	memcpy(p + 8, &l, 4);
-	memcpy(p + 12, &f, 2);
-	memcpy(p + 14, &n, 2);
+	vring_put_desc(gpa_hva(table + 16ULL * i), addr, len, flags, next);
 }
 
 static void put_desc(unsigned int i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)

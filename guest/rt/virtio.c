@@ -235,11 +235,24 @@ int virtio_config_write32(const struct virtio_dev *dev, uint32_t offset, uint32_
 
 /* ---- split virtqueues ---- */
 
+void virtio_queue_program(struct virtio_dev *dev, uint32_t num, const volatile void *desc,
+			  const volatile void *avail, const volatile void *used)
+{
+	uint64_t d = (uintptr_t)desc, a = (uintptr_t)avail, u = (uintptr_t)used;
+
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_NUM, num);
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)d);
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(d >> 32));
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)a);
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(a >> 32));
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)u);
+	virtio_write(dev, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(u >> 32));
+}
+
 int virtq_setup(struct virtq *vq, struct virtio_dev *dev, uint16_t index,
 		uint16_t max_num, struct virtio_heap *heap)
 {
 	uint32_t status, num_max, num;
-	uint64_t desc, avail, used;
 	unsigned int i;
 
 	if (!vq || !dev || !heap || !max_num)
@@ -298,16 +311,7 @@ int virtq_setup(struct virtq *vq, struct virtio_dev *dev, uint16_t index,
 	 * interrupt at the first used buffer.
 	 */
 
-	desc = (uintptr_t)vq->desc;
-	avail = (uintptr_t)vq->avail;
-	used = (uintptr_t)vq->used;
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_NUM, num);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)desc);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(desc >> 32));
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)avail);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(avail >> 32));
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)used);
-	virtio_write(dev, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(used >> 32));
+	virtio_queue_program(dev, num, vq->desc, vq->avail, vq->used);
 	/* The rings are written (zeroed) before the device may look at them. */
 	virtio_wmb();
 	virtio_write(dev, VIRTIO_MMIO_QUEUE_READY, 1);

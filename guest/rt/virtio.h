@@ -442,6 +442,17 @@ struct virtq {
 };
 
 /**
+ * virtio_queue_program() - write the selected queue's size and area addresses
+ * @num: QueueNum
+ * @desc, @avail, @used: the descriptor table, driver and device areas
+ *
+ * QueueSel must already name the queue; QueueReady is left to the caller.
+ * Used by virtq_setup(), and by tests that hand the device a queue on purpose.
+ */
+void virtio_queue_program(struct virtio_dev *dev, uint32_t num, const volatile void *desc,
+			  const volatile void *avail, const volatile void *used);
+
+/**
  * virtq_setup() - allocate queue @index and hand it to the device
  * @max_num: the largest queue size wanted; the size is the largest power of
  *	two not above min(QueueNumMax, @max_num)

@@ -31,6 +31,7 @@
 #include <ovc/ovc.h>
 #include "balloon/balloon-internal.h"
 #include "host/host-internal.h"
+#include "tests/kit/vring.h"
 
 #define MiB (1ULL << 20)
 #define PAGE OVC_PAGE_SIZE
@@ -129,28 +130,26 @@ static void mem_write(uint64_t gpa, const void *src, size_t len)
 
 static void put16(uint64_t gpa, uint16_t v)
 {
-	v = htole16(v);
-	mem_write(gpa, &v, 2);
+	uint8_t b[2];
+
+	vring_put16(b, v);
+	mem_write(gpa, b, sizeof(b));
 }
 
 static void put32(uint64_t gpa, uint32_t v)
 {
-	v = htole32(v);
-	mem_write(gpa, &v, 4);
+	uint8_t b[4];
+
+	vring_put32(b, v);
+	mem_write(gpa, b, sizeof(b));
 }
 
 static void put_desc(uint64_t table, unsigned int i, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
 	uint8_t d[16];
-	uint64_t a = htole64(addr);
-	uint32_t l = htole32(len);
-	uint16_t f = htole16(flags), n = htole16(next);
 
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &f, 2);
-	memcpy(d + 14, &n, 2);
+	vring_put_desc(d, addr, len, flags, next);
 	mem_write(table + 16ULL * i, d, sizeof(d));
 }
 

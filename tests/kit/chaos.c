@@ -34,17 +34,6 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
-static bool all_zero(const uint64_t *w)
-{
-	uint64_t i;
-
-	for (i = 0; i < WORDS; i++) {
-		if (w[i])
-			return false;
-	}
-	return true;
-}
-
 static struct memstore *store_of(struct chaos *c, unsigned int st)
 {
 	return st == OVC_PAGE_COMPRESSED ? c->zip : c->swp;
@@ -63,7 +52,7 @@ static void chaos_page(struct chaos *c, struct ovc_xact *x, unsigned int i,
 	switch (st) {
 	case OVC_PAGE_RESIDENT:
 		memcpy(bufs[i], ovc__xact_hva(x, i), OVC_PAGE_SIZE);
-		if (all_zero(bufs[i])) {
+		if (ovc__page_is_zero(bufs[i])) {
 			ovc__xact_set(x, i, coin ? OVC_PAGE_ZERO : OVC_PAGE_BALLOONED, 0, NULL);
 			return;
 		}
