@@ -7,6 +7,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* virtio-mmio registers (layout version 2), as a driver sees them. */
+#define R_MAGIC	0x000
+#define R_VERSION	0x004
+#define R_DEVICE_ID	0x008
+#define R_VENDOR_ID	0x00c
+#define R_DEV_FEAT	0x010
+#define R_DEV_FEAT_SEL	0x014
+#define R_DRV_FEAT	0x020
+#define R_DRV_FEAT_SEL	0x024
+#define R_QUEUE_SEL	0x030
+#define R_QUEUE_NUM_MAX	0x034
+#define R_QUEUE_NUM	0x038
+#define R_QUEUE_READY	0x044
+#define R_QUEUE_NOTIFY	0x050
+#define R_ISR	0x060
+#define R_ISR_ACK	0x064
+#define R_STATUS	0x070
+#define R_QUEUE_DESC	0x080
+#define R_QUEUE_DRIVER	0x090
+#define R_QUEUE_DEVICE	0x0a0
+#define R_CONFIG_GEN	0x0fc
+
 /* Byte-wise, so any alignment a test chooses (or a fuzzer picks) is fine. */
 static inline void vring_put16(void *p, uint16_t v)
 {
