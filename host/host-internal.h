@@ -14,6 +14,8 @@
 #include "core/core-internal.h"
 #include "balloon/balloon-internal.h"
 #include "pager/pager-internal.h"
+#include "stats/stats-internal.h"
+#include <ovc/policy.h>
 
 /*
  * typedef ovc_tick_fn - work the manager thread runs each tick, after the
@@ -45,6 +47,10 @@ struct ovc_vm {
 	unsigned int nvcpus;		/* under host->lock */
 	struct ovc_balloon *balloon;	/* under host->lock */
 	struct ovc_pager *pager;	/* under host->lock; freed with the VM */
+	uint64_t id;			/* unique in the host, never reused */
+	struct ovc_vm_policy policy;	/* under host->lock */
+	struct ovc_vm_targets targets;	/* under host->lock; the schedulers' last plan */
+	struct ovc_wss_snap wss;	/* under host->lock; the working-set sampler's */
 };
 
 /**
@@ -66,12 +72,15 @@ struct ovc_vcpu {
 	_Atomic uint64_t halt_ns;	/* ATOMIC */
 	_Atomic uint64_t runs;		/* ATOMIC */
 	_Atomic uint64_t halts;		/* ATOMIC */
+	_Atomic uint64_t throttled_ns;	/* ATOMIC: added by CPU enforcement */
 };
 
 /**
  * struct ovc_host - everything ovc runs for one VMM.
  *
- * Locks: @lock protects @vms, @nvms, each VM's @tick and the tick hooks; it is
+ * Locks: @tick_lock serializes whole ticks (the manager's and ones run by
+ * hand), so the snapshot has one writer at a time; it is taken before @lock.
+ * @lock protects @vms, @nvms, each VM's @tick and the tick hooks; it is
  * taken before any VM's RAM lock. @mgr_lock with @mgr_cond only paces and
  * stops the manager thread; nothing is taken inside it.
  */
@@ -80,9 +89,13 @@ struct ovc_host {
 	struct ovc_host_config cfg;
 	struct ovc_fault_engine *engine;
 
-	pthread_mutex_t lock;		/* protects vms, nvms, ticks, hooks */
+	pthread_mutex_t tick_lock;	/* one tick at a time; before lock */
+	pthread_mutex_t lock;		/* protects vms, nvms, ticks, hooks, next_vm_id */
 	struct cds_list_head vms;
 	unsigned int nvms;
+	uint64_t next_vm_id;
+	struct ovc_stats *stats;	/* published by the manager thread each tick */
+	unsigned int ncpus;		/* CPUs the process may run on, at creation */
 	struct {
 		ovc_tick_fn fn;
 		void *opaque;
@@ -105,7 +118,11 @@ static inline struct ovc_ram *ovc__vm_ram(struct ovc_vm *vm)
 /* Add work to every tick. Return 0, -ENOSPC. Takes host->lock. */
 int ovc__host_add_tick_hook(struct ovc_host *host, ovc_tick_fn fn, void *opaque);
 
-/* Run one tick now, in the calling thread (the manager does this each period). */
+/*
+ * Run one tick now, in the calling thread (the manager does this each period).
+ * The thread must be registered with ovc_thread_register(): the tick
+ * publishes a snapshot and retires the previous one with call_rcu().
+ */
 void ovc__host_tick(struct ovc_host *host);
 
 /* Copy out what the last tick folded for @vm. Takes host->lock. */

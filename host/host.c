@@ -2,6 +2,8 @@
 /* host/host.c: the host object, its manager thread and its VMs. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -28,6 +30,15 @@ static int check_config(const struct ovc_host_config *cfg)
 	return 0;
 }
 
+static unsigned int count_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 1;
+	return (unsigned int)CPU_COUNT(&set);
+}
+
 static void fold_vm(struct ovc_vm *vm, uint64_t now)
 {
 	struct ovc_vm_tick *t = &vm->tick;
@@ -48,9 +59,67 @@ static void fold_vm(struct ovc_vm *vm, uint64_t now)
 	t->at_ns = now;
 }
 
+/* Called with host->lock held. */
+static void snap_vm(struct ovc_vm *vm, struct ovc_vm_snap *v, struct ovc_vcpu_snap *c)
+{
+	struct ovc_vcpu_stats vs;
+	struct ovc_vcpu *vcpu;
+	unsigned int n = 0;
+
+	snprintf(v->name, sizeof(v->name), "%s", vm->name);
+	v->id = vm->id;
+	v->mem = vm->tick.mem;
+	if (vm->balloon)
+		v->has_balloon = !ovc_balloon_get_stats(vm->balloon, &v->balloon);
+	if (vm->pager)
+		v->has_pager = !ovc_pager_get_stats(vm->pager, &v->pager);
+	v->wss = vm->wss;
+	v->policy = vm->policy;
+	v->targets = vm->targets;
+	v->vcpus = c;
+	cds_list_for_each_entry(vcpu, &vm->vcpus, node) {
+		ovc_vcpu_get_stats(vcpu, &vs);
+		c[n].index = vs.index;
+		c[n].tid = vs.tid;
+		c[n].run_ns = vs.run_ns;
+		c[n].halt_ns = vs.halt_ns;
+		c[n].halts = vs.halts;
+		c[n].throttled_ns = atomic_load_explicit(&vcpu->throttled_ns, memory_order_relaxed);
+		c[n].schedstat_valid = !ovc__schedstat_read(vs.tid, &c[n].cpu_ns, &c[n].wait_ns);
+		n++;
+	}
+	v->nvcpus = n;
+}
+
+/* Called with host->lock held. */
+static struct ovc_stats_snapshot *take_snapshot(struct ovc_host *host, uint64_t now)
+{
+	struct ovc_stats_snapshot *snap;
+	struct ovc_vcpu_snap *pool;
+	unsigned int nvcpus = 0, i = 0;
+	struct ovc_vm *vm;
+
+	cds_list_for_each_entry(vm, &host->vms, node)
+		nvcpus += vm->nvcpus;
+	snap = ovc__stats_alloc(host->nvms, nvcpus);
+	if (!snap)
+		return NULL;
+	snap->at_ns = now;
+	snap->ncpus = host->ncpus;
+	pool = ovc__stats_vcpu_pool(snap);
+	cds_list_for_each_entry(vm, &host->vms, node) {
+		struct ovc_vm_snap *v = ovc__stats_vm(snap, i++);
+
+		snap_vm(vm, v, pool);
+		pool += v->nvcpus;
+	}
+	return snap;
+}
+
 void ovc__host_tick(struct ovc_host *host)
 {
 	uint64_t now = ovc__now_ns();
+	struct ovc_stats_snapshot *snap;
 	struct ovc_vm *vm;
 	unsigned int i, n;
 	struct {
@@ -58,9 +127,12 @@ void ovc__host_tick(struct ovc_host *host)
 		void *opaque;
 	} hooks[OVC_HOST_MAX_TICK_HOOKS];
 
+	pthread_mutex_lock(&host->tick_lock);
 	pthread_mutex_lock(&host->lock);
-	cds_list_for_each_entry(vm, &host->vms, node) {
+	cds_list_for_each_entry(vm, &host->vms, node)
 		fold_vm(vm, now);
+	snap = take_snapshot(host, now);
+	cds_list_for_each_entry(vm, &host->vms, node) {
 		if (vm->balloon)
 			ovc__balloon_tick(vm->balloon, now);
 	}
@@ -68,9 +140,13 @@ void ovc__host_tick(struct ovc_host *host)
 	memcpy(hooks, host->hooks, sizeof(hooks));
 	pthread_mutex_unlock(&host->lock);
 
+	/* A tick that cannot allocate keeps the previous snapshot. */
+	if (snap)
+		ovc__stats_publish(host->stats, snap);
 	for (i = 0; i < n; i++)
 		hooks[i].fn(host, hooks[i].opaque);
 	atomic_fetch_add_explicit(&host->ticks, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&host->tick_lock);
 }
 
 static void *manager_thread(void *arg)
@@ -78,6 +154,7 @@ static void *manager_thread(void *arg)
 	struct ovc_host *host = arg;
 	struct timespec next;
 
+	urcu_memb_register_thread();
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	pthread_mutex_lock(&host->mgr_lock);
 	while (!host->mgr_stop) {
@@ -94,6 +171,7 @@ static void *manager_thread(void *arg)
 		pthread_mutex_lock(&host->mgr_lock);
 	}
 	pthread_mutex_unlock(&host->mgr_lock);
+	urcu_memb_unregister_thread();
 	return NULL;
 }
 
@@ -124,9 +202,12 @@ OVC_EXPORT struct ovc_host *ovc_host_new(const struct ovc_host_config *cfg)
 	ret = pthread_mutex_init(&host->lock, NULL);
 	if (ret)
 		goto err_free;
-	ret = pthread_mutex_init(&host->mgr_lock, NULL);
+	ret = pthread_mutex_init(&host->tick_lock, NULL);
 	if (ret)
 		goto err_destroy_lock;
+	ret = pthread_mutex_init(&host->mgr_lock, NULL);
+	if (ret)
+		goto err_destroy_tick_lock;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	ret = pthread_cond_init(&host->mgr_cond, &ca);
@@ -134,10 +215,16 @@ OVC_EXPORT struct ovc_host *ovc_host_new(const struct ovc_host_config *cfg)
 	if (ret)
 		goto err_destroy_mgr_lock;
 
+	host->ncpus = count_cpus();
+	host->stats = ovc__stats_new();
+	if (!host->stats) {
+		ret = ENOMEM;
+		goto err_destroy_cond;
+	}
 	host->engine = ovc__fault_engine_new(&host->log, cfg->fault_threads);
 	if (!host->engine) {
 		ret = errno;
-		goto err_destroy_cond;
+		goto err_destroy_stats;
 	}
 	ret = pthread_create(&host->manager, NULL, manager_thread, host);
 	if (ret)
@@ -146,10 +233,14 @@ OVC_EXPORT struct ovc_host *ovc_host_new(const struct ovc_host_config *cfg)
 
 err_destroy_engine:
 	ovc__fault_engine_destroy(host->engine);
+err_destroy_stats:
+	ovc__stats_destroy(host->stats);
 err_destroy_cond:
 	pthread_cond_destroy(&host->mgr_cond);
 err_destroy_mgr_lock:
 	pthread_mutex_destroy(&host->mgr_lock);
+err_destroy_tick_lock:
+	pthread_mutex_destroy(&host->tick_lock);
 err_destroy_lock:
 	pthread_mutex_destroy(&host->lock);
 err_free:
@@ -177,10 +268,12 @@ OVC_EXPORT int ovc_host_destroy(struct ovc_host *host)
 	pthread_join(host->manager, NULL);
 
 	ovc__fault_engine_destroy(host->engine);
+	ovc__stats_destroy(host->stats);
 	/* Callbacks queued by RCU users below must run before the host goes. */
 	urcu_memb_barrier();
 	pthread_cond_destroy(&host->mgr_cond);
 	pthread_mutex_destroy(&host->mgr_lock);
+	pthread_mutex_destroy(&host->tick_lock);
 	pthread_mutex_destroy(&host->lock);
 	free(host);
 	return 0;
@@ -282,6 +375,8 @@ OVC_EXPORT struct ovc_vm *ovc_vm_new(struct ovc_host *host, const char *name)
 	ret = -ovc__fault_engine_attach(host->engine, vm->ram);
 	if (ret)
 		goto err_unlock;
+	vm->id = ++host->next_vm_id;
+	ovc_vm_policy_init(&vm->policy);
 	cds_list_add_tail(&vm->node, &host->vms);
 	host->nvms++;
 	pthread_mutex_unlock(&host->lock);
@@ -450,4 +545,62 @@ OVC_EXPORT struct ovc_pager *ovc_vm_add_pager(struct ovc_vm *vm,
 		return NULL;
 	}
 	return p;
+}
+
+OVC_EXPORT void ovc_vm_policy_init(struct ovc_vm_policy *p)
+{
+	if (!p)
+		return;
+	memset(p, 0, sizeof(*p));
+	p->mem_shares = OVC_SHARES_DEFAULT;
+	p->cpu_shares = OVC_SHARES_DEFAULT;
+}
+
+OVC_EXPORT int ovc_vm_policy_check(const struct ovc_vm_policy *p, const char **why)
+{
+	const char *reason = NULL;
+
+	if (!p)
+		reason = "no policy";
+	else if (p->mem_shares < 1 || p->mem_shares > OVC_SHARES_MAX)
+		reason = "mem.shares must be 1-1000000";
+	else if (p->cpu_shares < 1 || p->cpu_shares > OVC_SHARES_MAX)
+		reason = "cpu.shares must be 1-1000000";
+	else if (p->mem_limit_bytes && p->mem_limit_bytes < p->mem_reservation_bytes)
+		reason = "mem.limit is below mem.reservation";
+	else if (!isfinite(p->cpu_reservation) || p->cpu_reservation < 0)
+		reason = "cpu.reservation must be a finite number >= 0";
+	else if (!isfinite(p->cpu_limit) || p->cpu_limit < 0)
+		reason = "cpu.limit must be a finite number >= 0";
+	else if (p->cpu_limit > 0 && p->cpu_limit < p->cpu_reservation)
+		reason = "cpu.limit is below cpu.reservation";
+	if (why)
+		*why = reason;
+	return reason ? -EINVAL : 0;
+}
+
+OVC_EXPORT int ovc_vm_set_policy(struct ovc_vm *vm, const struct ovc_vm_policy *p)
+{
+	const char *why;
+
+	if (!vm)
+		return -EINVAL;
+	if (ovc_vm_policy_check(p, &why)) {
+		ovc__err(&vm->host->log, "vm %s: policy refused: %s", vm->name, why);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&vm->host->lock);
+	vm->policy = *p;
+	pthread_mutex_unlock(&vm->host->lock);
+	return 0;
+}
+
+OVC_EXPORT int ovc_vm_get_policy(struct ovc_vm *vm, struct ovc_vm_policy *p)
+{
+	if (!vm || !p)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->host->lock);
+	*p = vm->policy;
+	pthread_mutex_unlock(&vm->host->lock);
+	return 0;
 }

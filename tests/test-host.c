@@ -603,7 +603,9 @@ Test(host, tick_by_hand, .init = setup, .fini = teardown, .timeout = 10)
 	settle(vm, 2, &st);
 
 	ticks = ovc_host_ticks(host);
+	ovc_thread_register();
 	ovc__host_tick(host);
+	ovc_thread_unregister();
 	cr_assert_geq(ovc_host_ticks(host), ticks + 1);
 	ovc__vm_last_tick(vm, &last);
 	cr_assert_eq(last.mem.faults[OVC_FAULT_ZERO], 2);

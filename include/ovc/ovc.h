@@ -10,5 +10,7 @@
 #include <ovc/virtio.h>
 #include <ovc/balloon.h>
 #include <ovc/pager.h>
+#include <ovc/policy.h>
+#include <ovc/stats.h>
 
 #endif /* OVC_OVC_H */

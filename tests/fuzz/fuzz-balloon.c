@@ -768,6 +768,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	cfg.log_level = getenv("FUZZ_BALLOON_LOG") ? OVC_LOG_DEBUG : 0;
 	host = ovc_host_new(&cfg);
 	CHECK(host);
+	ovc_thread_register();	/* inputs run ticks by hand in this thread */
 	vm = ovc_vm_new(host, "fuzz");
 	CHECK(vm);
 	CHECK(ovc_vm_add_ram(vm, 0, LO_SIZE, &hva) == 0);
