@@ -68,8 +68,12 @@ struct sys {
 	double fill_s;
 	uint64_t bad;
 	uint64_t used_max;		/* bytes: ovc resident + tier; kernel memory.max_usage */
+	unsigned int attempts;		/* kernel: runs started (OOM kills are retried) */
+	volatile int stage;		/* kernel worker: 0 fill, 1 seq, 2 rand, 3 verify */
 	char msg[160];
 };
+
+static const char *const stage_names[] = { "fill", "seq", "rand", "verify" };
 
 struct tp {
 	struct ovcb *ob;
@@ -101,11 +105,13 @@ static OVC_PRINTF(3, 4) void strf(char *buf, size_t size, const char *f, ...)
  * Touch pages for @seconds in 1 s windows. Every touch reads a word of the
  * page and, for @write_pct of them, writes the same value back (the page is
  * dirty, its contents unchanged, so it can be verified after).
+ * @cnt, @arg: the system's paging counters, and @throttle's argument
+ * @throttle: called every 64 touches (NULL: none)
  * @stop: polled once per window (NULL: never). Return: 0 or -EINTR.
  */
 static int run_phase(uint8_t *mem, uint64_t npages, int pat, unsigned int write_pct,
 		     unsigned int seconds, struct phase *ph, counters_fn cnt, void *arg,
-		     bool (*stop)(void *), void *stop_arg)
+		     void (*throttle)(void *), bool (*stop)(void *), void *stop_arg)
 {
 	uint64_t rng = 0x7468726f75676870ULL ^ (uint64_t)pat, pos = 0, in0, out0, in1, out1;
 	uint64_t t_start = ovcb_now_ns(), t_end = t_start + (uint64_t)seconds * 1000000000ULL;
@@ -133,6 +139,8 @@ static int run_phase(uint8_t *mem, uint64_t npages, int pat, unsigned int write_
 				*w = v;
 		}
 		w_n += 64;
+		if (throttle)
+			throttle(arg);
 		now = ovcb_now_ns();
 		if (now - w_start >= 1000000000ULL || now >= t_end) {
 			if (ph->nw < MAX_WINDOWS && now > w_start)
@@ -161,9 +169,21 @@ struct keeper {
 	struct ovc_pager *p;
 	uint64_t limit_pages;
 	atomic_bool quit;
+	atomic_bool measure;		/* the patterns run: track the peak */
+	_Atomic uint64_t used_now;	/* bytes */
 	uint64_t used_max;		/* bytes, read after join */
 	uint64_t errors;
 };
+
+static uint64_t ovc_used(struct ovc_vm *vm, struct ovc_pager *p)
+{
+	struct ovc_mem_stats st;
+	struct ovc_pager_stats ps;
+
+	ovc_vm_get_mem_stats(vm, &st);
+	ovc_pager_get_stats(p, &ps);
+	return st.pages[OVC_PAGE_RESIDENT] * PAGE + ps.zip_bytes;
+}
 
 /*
  * Keep the VM's resident pages plus the compressed tier's bytes within the
@@ -178,18 +198,18 @@ static void *keeper_main(void *arg)
 	struct timespec nap = { 0, 50000 };
 
 	while (!atomic_load(&k->quit)) {
-		struct ovc_mem_stats st;
-		struct ovc_pager_stats ps;
 		struct ovc_pager_result res;
-		uint64_t used;
+		uint64_t used = ovc_used(k->vm, k->p);
 
-		ovc_vm_get_mem_stats(k->vm, &st);
-		ovc_pager_get_stats(k->p, &ps);
-		used = st.pages[OVC_PAGE_RESIDENT] * PAGE + ps.zip_bytes;
-		if (used > k->used_max)
+		atomic_store(&k->used_now, used);
+		if (atomic_load(&k->measure) && used > k->used_max)
 			k->used_max = used;
 		if (used + headroom / 2 * PAGE > k->limit_pages * PAGE) {
+			/* In small steps, so that used_now stays fresh for the throttle. */
 			uint64_t want = (used - k->limit_pages * PAGE) / PAGE + headroom;
+
+			if (want > 512)
+				want = 512;
 			int64_t got = ovc_pager_reclaim(k->p, want, &res);
 
 			if (got < 0 || res.errors)
@@ -205,7 +225,22 @@ static void *keeper_main(void *arg)
 struct ovc_cnt {
 	struct ovc_vm *vm;
 	struct ovc_pager *p;
+	struct keeper *k;
 };
+
+/*
+ * Over the limit, the workload waits for the keeper, as a task over its
+ * memory cgroup's limit waits in direct reclaim: so the limit binds ovc as
+ * firmly as it binds the kernel's peers (the time waited counts).
+ */
+static void ovc_throttle(void *arg)
+{
+	struct ovc_cnt *c = arg;
+	struct timespec nap = { 0, 20000 };
+
+	while (ovc_used(c->vm, c->p) > c->k->limit_pages * PAGE && !atomic_load(&c->k->quit))
+		nanosleep(&nap, NULL);
+}
 
 static void ovc_counters(void *arg, uint64_t *in, uint64_t *out)
 {
@@ -266,6 +301,7 @@ static int run_ovc(struct tp *t)
 	k.vm = vm;
 	cnt.vm = vm;
 	cnt.p = k.p;
+	cnt.k = &k;
 	if ((ret = pthread_create(&th, NULL, keeper_main, &k))) {
 		strf(t->ovc.skip, sizeof(t->ovc.skip), "pthread_create: %s", strerror(ret));
 		ret = 0;
@@ -282,12 +318,19 @@ static int run_ovc(struct tp *t)
 		}
 	}
 	t->ovc.fill_s = (double)(ovcb_now_ns() - t0) / 1e9;
+	/* The fill outruns reclaim: start from within the limit, as the kernel does. */
+	for (i = 0; i < 500 && atomic_load(&k.used_now) > t->limit; i++) {
+		if ((ret = ovcb_sleep_ms(t->ob, 10)))
+			goto out_keeper;
+	}
+	atomic_store(&k.measure, true);
 	for (pat = 0; pat < PAT_NR; pat++) {
 		ret = run_phase(mem, t->npages, pat, t->write_pct, t->seconds, &t->ovc.ph[pat],
-				ovc_counters, &cnt, ovc_stop, t->ob);
+				ovc_counters, &cnt, ovc_throttle, ovc_stop, t->ob);
 		if (ret)
 			goto out_keeper;
 	}
+	atomic_store(&k.measure, false);
 	for (i = 0; i < t->npages; i++)
 		t->ovc.bad += !ovcb_page_ok(mem + i * PAGE, i);
 out_keeper:
@@ -363,9 +406,12 @@ static void __attribute__((noreturn)) kernel_worker(struct tp *t, struct sys *sh
 	for (i = 0; i < t->npages; i++)
 		ovcb_fill_page(region + i * PAGE, i);
 	sh->fill_s = (double)(ovcb_now_ns() - t0) / 1e9;
-	for (pat = 0; pat < PAT_NR; pat++)
+	for (pat = 0; pat < PAT_NR; pat++) {
+		sh->stage = 1 + pat;
 		run_phase(region, t->npages, pat, t->write_pct, t->seconds, &sh->ph[pat],
-			  kernel_counters, NULL, NULL, NULL);
+			  kernel_counters, NULL, NULL, NULL, NULL);
+	}
+	sh->stage = 3;
 	for (i = 0; i < t->npages; i++)
 		sh->bad += !ovcb_page_ok(region + i * PAGE, i);
 	_exit(0);
@@ -385,6 +431,17 @@ static int run_peer(struct tp *t, struct sys *pr, bool zswap)
 		strf(pr->skip, sizeof(pr->skip), "zswap enabled=%s: %s", zswap ? "Y" : "N",
 		     strerror(-ret));
 		return 0;
+	}
+	/*
+	 * zswap's pool is charged to the cgroup: without writeback to the swap
+	 * file it fills the limit and the worker is OOM-killed. ovc's tier
+	 * likewise moves its oldest pages to its swap file when full.
+	 */
+	if (zswap && !access(ZSWAP_DIR "shrinker_enabled", W_OK)) {
+		ret = ovcb_setting_write(t->ob, ZSWAP_DIR "shrinker_enabled", "Y");
+		if (ret)
+			fprintf(stderr, "pager-throughput: zswap shrinker_enabled: %s\n",
+				strerror(-ret));
 	}
 	/* A fresh cgroup per peer: its peak usage is this peer's. */
 	ret = ovcb_cgroup_new(t->ob, "memory", zswap ? "ovc-bench-zswap" : "ovc-bench-swap",
@@ -409,31 +466,47 @@ static int run_peer(struct tp *t, struct sys *pr, bool zswap)
 		ovcb_restore_to(t->ob, mark);
 		return 0;
 	}
-	memset(sh, 0, sizeof(*sh));
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0)
-		kernel_worker(t, sh);
-	if (pid < 0 || ovcb_child_track(t->ob, pid)) {
-		strf(pr->skip, sizeof(pr->skip), "fork: %s", pid < 0 ? strerror(errno) : "no room");
-		if (pid > 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
+	/*
+	 * A cgroup v1 memory limit may OOM-kill a task that swaps this hard
+	 * (reclaim makes no progress while its swap-outs are in flight): the
+	 * run is then tried again, up to three times, and the kills are said.
+	 */
+	for (pr->attempts = 1; ; pr->attempts++) {
+		memset(sh, 0, sizeof(*sh));
+		fflush(NULL);
+		pid = fork();
+		if (pid == 0)
+			kernel_worker(t, sh);
+		if (pid < 0 || ovcb_child_track(t->ob, pid)) {
+			strf(pr->skip, sizeof(pr->skip), "fork: %s",
+			     pid < 0 ? strerror(errno) : "no room");
+			if (pid > 0) {
+				kill(pid, SIGKILL);
+				waitpid(pid, NULL, 0);
+			}
+			ret = 0;
+			goto out;
 		}
-		ret = 0;
-		goto out;
-	}
-	ret = ovcb_waitpid(t->ob, pid, &status);
-	ovcb_child_untrack(t->ob, pid);
-	if (ret) {
-		strf(pr->skip, sizeof(pr->skip), "%s", strerror(-ret));
-		goto out;
+		ret = ovcb_waitpid(t->ob, pid, &status);
+		ovcb_child_untrack(t->ob, pid);
+		if (ret) {
+			strf(pr->skip, sizeof(pr->skip), "%s", strerror(-ret));
+			goto out;
+		}
+		if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL || pr->attempts == 3)
+			break;
+		fprintf(stderr, "pager-throughput: %s: killed during %s (memory cgroup OOM?);"
+			" again\n", pr->name, stage_names[sh->stage & 3]);
+		/* A fresh peak for the next attempt. */
+		strf(path, sizeof(path), "%s/memory.max_usage_in_bytes", t->cg_path);
+		ovcb_write_str(path, "0");
 	}
 	strf(path, sizeof(path), "%s/memory.max_usage_in_bytes", t->cg_path);
 	if (!ovcb_read_str(path, val, sizeof(val)))
 		pr->used_max = strtoull(val, NULL, 10);
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		strf(pr->skip, sizeof(pr->skip), "worker failed: %s",
+		strf(pr->skip, sizeof(pr->skip), "worker failed during %s (%u attempts): %s",
+		     stage_names[sh->stage & 3], pr->attempts,
 		     sh->msg[0] ? sh->msg : WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) :
 		     "exit status");
 		goto out;
@@ -557,6 +630,8 @@ static void report(struct tp *t)
 		}
 		ovcb_metricf(ob, s->fill_s, "%s.fill_s", s->name);
 		ovcb_metricf(ob, (double)s->used_max / MiB, "%s.used_max_mib", s->name);
+		if (s->attempts)
+			ovcb_metricf(ob, (double)s->attempts, "%s.attempts_count", s->name);
 	}
 	for (pat = 0; pat < PAT_NR && t->ovc.ran; pat++) {
 		const struct phase *o = &t->ovc.ph[pat];
@@ -684,6 +759,8 @@ int ovcb_scn_pager_throughput(struct ovcb *ob, int argc, char **argv)
 	if (t->seconds > MAX_WINDOWS)
 		t->seconds = MAX_WINDOWS;
 	t->pid = getpid();
+	/* The keeper and the throttle nap for tens of microseconds: no 50 us slack. */
+	prctl(PR_SET_TIMERSLACK, 1UL);
 
 	printf("pager-throughput: limit %lu MiB, working set %" PRIu64 " MiB, %u s per pattern,"
 	       " %u%% writes, dir %s\n", mib, (uint64_t)(t->npages * PAGE / MiB), t->seconds, t->write_pct,
