@@ -57,6 +57,7 @@ struct ovcb {
 	json_t *params, *metrics, *ratios;
 	bool ok;
 	sigset_t old_mask;
+	struct sigaction old_crash[sizeof(crash_signals) / sizeof(crash_signals[0])];
 	/* The restore stack; the crash handler reads it. */
 	struct rentry stack[RESTORE_MAX];
 	volatile sig_atomic_t depth;
@@ -199,12 +200,27 @@ static int unwind(struct ovcb *b, unsigned int mark, bool in_crash)
 	return failed;
 }
 
+/*
+ * Put the settings back, then hand the signal to whoever had it before (the
+ * default action, or a sanitizer's report): a fault returns to the faulting
+ * instruction, which faults again into that handler; SIGABRT is raised again.
+ */
 static void on_crash(int sig)
 {
-	if (crash_run && getpid() == crash_run->pid)
-		unwind(crash_run, 0, true);
-	signal(sig, SIG_DFL);
-	raise(sig);
+	struct ovcb *b = crash_run;
+	size_t i;
+
+	if (!b || getpid() != b->pid) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	unwind(b, 0, true);
+	for (i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++)
+		if (crash_signals[i] == sig)
+			sigaction(sig, &b->old_crash[i], NULL);
+	if (sig == SIGABRT)
+		raise(sig);
 }
 
 /* Push an entry; @fill completes it. The entry goes live only once complete. */
@@ -570,7 +586,7 @@ struct ovcb *ovcb_new(const char *scenario, const char *json, const char *plot,
 	sa.sa_handler = on_crash;
 	sigfillset(&sa.sa_mask);
 	for (i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++)
-		sigaction(crash_signals[i], &sa, NULL);
+		sigaction(crash_signals[i], &sa, &b->old_crash[i]);
 	return b;
 err:
 	json_decref(b->params);
@@ -590,7 +606,7 @@ int ovcb_destroy(struct ovcb *b)
 	ovcb_stopping(b);	/* take a pending signal, so its name is said */
 	failed = unwind(b, 0, false);
 	for (i = 0; i < sizeof(crash_signals) / sizeof(crash_signals[0]); i++)
-		signal(crash_signals[i], SIG_DFL);
+		sigaction(crash_signals[i], &b->old_crash[i], NULL);
 	crash_run = NULL;
 	close(b->sfd);
 	sigprocmask(SIG_SETMASK, &b->old_mask, NULL);

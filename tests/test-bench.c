@@ -178,6 +178,28 @@ Test(bench, a_termination_signal_stops_the_run_and_restores)
 	unlink(a);
 }
 
+Test(bench, a_crash_restores_settings_before_dying)
+{
+	int status;
+	char a[64];
+	pid_t pid;
+
+	scratch(a, sizeof(a), "lzo\n");
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct ovcb *b = ovcb_new("test", NULL, NULL, 0);
+
+		if (!b || ovcb_setting_write(b, a, "lz4"))
+			_exit(1);
+		abort();
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "status %d", status);
+	expect_contents(a, "lzo");
+	unlink(a);
+}
+
 /* Run ovc-bench with @args; stdout to @out (NULL: /dev/null). Return: its wait status. */
 static int run_bench(const char *const *args, const char *out, int term_after_ms)
 {
