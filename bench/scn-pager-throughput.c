@@ -57,6 +57,7 @@ struct phase {
 	unsigned int nw;
 	uint64_t accesses, ns;
 	uint64_t in_pages, out_pages;
+	double throttled_pct;		/* ovc: time waiting for reclaim, -1: n/a */
 };
 
 /* One system's results; lives in a shared mapping for a kernel worker. */
@@ -170,7 +171,6 @@ struct keeper {
 	uint64_t limit_pages;
 	atomic_bool quit;
 	atomic_bool measure;		/* the patterns run: track the peak */
-	_Atomic uint64_t used_now;	/* bytes */
 	uint64_t used_max;		/* bytes, read after join */
 	uint64_t errors;
 };
@@ -201,11 +201,10 @@ static void *keeper_main(void *arg)
 		struct ovc_pager_result res;
 		uint64_t used = ovc_used(k->vm, k->p);
 
-		atomic_store(&k->used_now, used);
 		if (atomic_load(&k->measure) && used > k->used_max)
 			k->used_max = used;
 		if (used + headroom / 2 * PAGE > k->limit_pages * PAGE) {
-			/* In small steps, so that used_now stays fresh for the throttle. */
+			/* In small steps: the peak is sampled between them. */
 			uint64_t want = (used - k->limit_pages * PAGE) / PAGE + headroom;
 
 			if (want > 512)
@@ -226,6 +225,7 @@ struct ovc_cnt {
 	struct ovc_vm *vm;
 	struct ovc_pager *p;
 	struct keeper *k;
+	uint64_t throttled_ns;		/* the workload waited for reclaim */
 };
 
 /*
@@ -237,9 +237,15 @@ static void ovc_throttle(void *arg)
 {
 	struct ovc_cnt *c = arg;
 	struct timespec nap = { 0, 20000 };
+	uint64_t t0 = 0;
 
-	while (ovc_used(c->vm, c->p) > c->k->limit_pages * PAGE && !atomic_load(&c->k->quit))
+	while (ovc_used(c->vm, c->p) > c->k->limit_pages * PAGE && !atomic_load(&c->k->quit)) {
+		if (!t0)
+			t0 = ovcb_now_ns();
 		nanosleep(&nap, NULL);
+	}
+	if (t0)
+		c->throttled_ns += ovcb_now_ns() - t0;
 }
 
 static void ovc_counters(void *arg, uint64_t *in, uint64_t *out)
@@ -319,16 +325,19 @@ static int run_ovc(struct tp *t)
 	}
 	t->ovc.fill_s = (double)(ovcb_now_ns() - t0) / 1e9;
 	/* The fill outruns reclaim: start from within the limit, as the kernel does. */
-	for (i = 0; i < 500 && atomic_load(&k.used_now) > t->limit; i++) {
+	while (ovc_used(vm, k.p) > t->limit) {
 		if ((ret = ovcb_sleep_ms(t->ob, 10)))
 			goto out_keeper;
 	}
 	atomic_store(&k.measure, true);
 	for (pat = 0; pat < PAT_NR; pat++) {
+		cnt.throttled_ns = 0;
 		ret = run_phase(mem, t->npages, pat, t->write_pct, t->seconds, &t->ovc.ph[pat],
 				ovc_counters, &cnt, ovc_throttle, ovc_stop, t->ob);
 		if (ret)
 			goto out_keeper;
+		t->ovc.ph[pat].throttled_pct = 100.0 * (double)cnt.throttled_ns /
+			(double)t->ovc.ph[pat].ns;
 	}
 	atomic_store(&k.measure, false);
 	for (i = 0; i < t->npages; i++)
@@ -627,6 +636,9 @@ static void report(struct tp *t)
 				     pat_names[pat]);
 			ovcb_metricf(ob, (double)ph->out_pages, "%s.%s.pageout_pages", s->name,
 				     pat_names[pat]);
+			if (s == &t->ovc)
+				ovcb_metricf(ob, ph->throttled_pct, "%s.%s.throttled_pct", s->name,
+					     pat_names[pat]);
 		}
 		ovcb_metricf(ob, s->fill_s, "%s.fill_s", s->name);
 		ovcb_metricf(ob, (double)s->used_max / MiB, "%s.used_max_mib", s->name);
