@@ -253,7 +253,7 @@ int ovcb_read_str(const char *path, char *buf, size_t size);
 /** ovcb_write_str() - write @s to @path (async-signal-safe). Return: 0 or -errno */
 int ovcb_write_str(const char *path, const char *s);
 
-/** ovcb_memcg_root() - the mount point of cgroup v1 @controller. Return: 0 or -ENOENT */
+/** ovcb_cgroup_root() - the mount point of cgroup v1 @controller. Return: 0 or -ENOENT */
 int ovcb_cgroup_root(const char *controller, char *out, size_t size);
 
 /** ovcb_vmstat() - one counter of /proc/vmstat, -1 when absent */
