@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* bench/balloon-rate.c: how fast a guest's balloon gives 1 GiB back, and the host side's own rate. */
+/* bench/scn-balloon-rate.c: how fast a guest's balloon gives 1 GiB back, and the host side's own rate. */
 #include <errno.h>
 #include <getopt.h>
 #include <spawn.h>
@@ -10,45 +10,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <jansson.h>
+#include "harness.h"
+#include "scenarios.h"
 
 #ifndef OVC_VMM_PATH
 #error "OVC_VMM_PATH must name the ovc-vmm binary"
 #endif
 
-extern char **environ;
-
 #define GiB (1ULL << 30)
 
-static void usage(FILE *out)
-{
-	fprintf(out,
-"usage: balloon-rate [--runs N] [--json FILE]\n"
+const char ovcb_scn_balloon_rate_help[] =
+"how fast a guest's balloon gives 1 GiB back, and the host side's own rate\n"
+"options: [--runs N]\n"
 "Boots one ovc-vmm VM (memtouch with its balloon driver), asks its balloon\n"
 "for 1 GiB, and reports the median over N runs (default 3) of the time until\n"
 "the guest said it holds 1 GiB (ovc.balloon_reclaim_1gib_s) and of the host's\n"
 "own processing rate for the inflated pages (ovc.balloon_host_gib_per_s).\n"
-"Needs /dev/kvm.\n");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, unsigned int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+"No peer: nothing else balloons a KVM guest on this machine (\"ok\" is false).\n"
+"Needs /dev/kvm.\n";
 
 /* One VM run; fills the two figures. Return 0 or -1 (one line printed). */
-static int one_run(const char *dir, double *reclaim_s, double *host_gib_s)
+static int one_run(struct ovcb *ob, const char *dir, double *reclaim_s, double *host_gib_s)
 {
 	char json_path[256];
-	const char *argv[] = {
+	char *argv[] = {
 		OVC_VMM_PATH, "--quiet",
 		/*
 		 * 2 GiB (the balloon may hold 65%), a small working set: the rest
@@ -57,22 +42,21 @@ static int one_run(const char *dir, double *reclaim_s, double *host_gib_s)
 		"--vm", "name=bal,mem=2G,vcpus=1,guest=memtouch,devices=balloon,"
 			"balloon=1G@24,args=balloon=on size=5%",
 		"--balloon-step", "1G", "--seconds", "28",
-		"--log-dir", dir, "--json", json_path, NULL,
+		"--log-dir", (char *)dir, "--json", json_path, NULL,
 	};
 	json_t *root, *b;
 	json_error_t jerr;
 	json_int_t settle, inflate_ns, inflated;
-	int status;
-	pid_t pid;
+	int ret;
 
 	snprintf(json_path, sizeof(json_path), "%s/summary.json", dir);
-	if (posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ)) {
-		fprintf(stderr, "balloon-rate: cannot run %s\n", argv[0]);
-		return -1;
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		fprintf(stderr, "balloon-rate: ovc-vmm failed (status %d); see %s\n", status, dir);
-		return -1;
+	ret = ovcb_spawn_wait(ob, argv, false);
+	if (ret == -EINTR)
+		return ret;
+	if (ret) {
+		fprintf(stderr, "balloon-rate: ovc-vmm failed (%s); see %s\n",
+			ret < 0 ? strerror(-ret) : "exit status", dir);
+		return -EIO;
 	}
 	root = json_load_file(json_path, 0, &jerr);
 	b = json_object_get(json_array_get(json_object_get(root, "vms"), 0), "balloon");
@@ -83,28 +67,24 @@ static int one_run(const char *dir, double *reclaim_s, double *host_gib_s)
 	if (!settle || !inflate_ns || inflated < (json_int_t)(GiB / 4096)) {
 		fprintf(stderr, "balloon-rate: the guest did not reach 1 GiB (inflated %lld pages)\n",
 			(long long)inflated);
-		return -1;
+		return -EIO;
 	}
 	*reclaim_s = (double)settle / 1e9;
 	*host_gib_s = (double)inflated * 4096 / (double)GiB / ((double)inflate_ns / 1e9);
 	return 0;
 }
 
-int main(int argc, char **argv)
+int ovcb_scn_balloon_rate(struct ovcb *b, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "runs", required_argument, NULL, 'r' },
-		{ "json", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	double reclaim[16], host[16];
-	const char *json = NULL;
 	char dir[] = "/tmp/ovc-balloon-rate-XXXXXX";
 	unsigned int runs = 3, i;
-	struct utsname un;
-	json_t *out, *m;
-	int c;
+	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -115,52 +95,35 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'j':
-			json = optarg;
-			break;
 		case 'h':
-			usage(stdout);
+			printf("%s", ovcb_scn_balloon_rate_help);
 			return 0;
 		default:
-			usage(stderr);
 			return 2;
 		}
 	}
+	ovcb_param_int(b, "runs", runs);
+	ovcb_param_str(b, "vm", "2G memtouch balloon=on");
 	if (access("/dev/kvm", R_OK | W_OK)) {
 		printf("balloon-rate: skipped: no usable /dev/kvm (%s)\n", strerror(errno));
+		ovcb_param_str(b, "skipped", "no usable /dev/kvm");
 		return 0;
 	}
 	if (!mkdtemp(dir)) {
 		perror("balloon-rate: mkdtemp");
-		return 1;
+		return -errno;
 	}
 	for (i = 0; i < runs; i++) {
-		if (one_run(dir, &reclaim[i], &host[i]))
-			return 1;
+		if ((ret = one_run(b, dir, &reclaim[i], &host[i])))
+			return ret;
 		printf("run %u: 1 GiB reclaimed in %.3f s; host side %.2f GiB/s\n", i + 1,
 		       reclaim[i], host[i]);
 	}
-
-	out = json_object();
-	m = json_object();
-	uname(&un);
-	json_object_set_new(out, "scenario", json_string("balloon-rate"));
-	json_object_set_new(out, "machine", json_pack("{s:i, s:I, s:s}",
-		"cpus", (int)sysconf(_SC_NPROCESSORS_ONLN),
-		"memory", (json_int_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE),
-		"kernel", un.release));
-	json_object_set_new(out, "params", json_pack("{s:i, s:s}", "runs", (int)runs,
-						     "vm", "2G memtouch balloon=on"));
-	json_object_set_new(m, "ovc.balloon_reclaim_1gib_s", json_real(median(reclaim, runs)));
-	json_object_set_new(m, "ovc.balloon_host_gib_per_s", json_real(median(host, runs)));
-	json_object_set_new(out, "metrics", m);
-	json_object_set_new(out, "ratios", json_object());
-	/* No peer: nothing else balloons a KVM guest on this machine to compare with. */
-	json_object_set_new(out, "ok", json_true());
+	ovcb_metric(b, "ovc.balloon_reclaim_1gib_s", ovcb_median(reclaim, runs));
+	ovcb_metric(b, "ovc.balloon_host_gib_per_s", ovcb_median(host, runs));
 	printf("median: 1 GiB reclaimed in %.3f s (goal < 0.5 s); host side %.2f GiB/s (goal >= 4)\n",
-	       median(reclaim, runs), median(host, runs));
-	if (json && json_dump_file(out, json, JSON_INDENT(2)))
-		fprintf(stderr, "balloon-rate: cannot write %s\n", json);
-	json_decref(out);
+	       ovcb_median(reclaim, runs), ovcb_median(host, runs));
+	/* No peer: nothing else balloons a KVM guest on this machine to compare with. */
+	ovcb_set_ok(b, false);
 	return 0;
 }
