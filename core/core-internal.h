@@ -338,6 +338,12 @@ int ovc__ram_arm(struct ovc_ram *ram, uint64_t gfn, unsigned int flags);
 
 enum ovc_xact_flags {
 	OVC_XACT_WAIT = 1 << 0,	/* wait for busy pages instead of -EBUSY */
+	/*
+	 * Armed pages are not mapped again at begin: the caller reads the run
+	 * only with ovc__xact_read(), never at ovc__xact_hva(). Saves a
+	 * syscall per armed page for callers that read few of them.
+	 */
+	OVC_XACT_NOMAP = 1 << 1,
 };
 
 /**
@@ -387,6 +393,13 @@ static inline const void *ovc__xact_hva(const struct ovc_xact *x, unsigned int i
 {
 	return ovc__region_hva(x->rg, x->gfn + i);
 }
+
+/*
+ * ovc__xact_read - copy page i's contents (it was RESIDENT at begin) into
+ * @dst, OVC_PAGE_SIZE bytes. Works with or without OVC_XACT_NOMAP; an
+ * unmapped armed page is read from the memfd. Return 0 or a negative errno.
+ */
+int ovc__xact_read(const struct ovc_xact *x, unsigned int i, void *dst);
 
 /*
  * ovc__xact_set - what page i becomes at commit. @fill is required when a

@@ -72,7 +72,7 @@ int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
 	int ret;
 
 	if (!x || !ram || npages == 0 || npages > OVC_XACT_MAX_PAGES ||
-	    (flags & ~OVC_XACT_WAIT))
+	    (flags & ~(OVC_XACT_WAIT | OVC_XACT_NOMAP)))
 		return -EINVAL;
 	rg = ovc__ram_region_gfn(ram, gfn);
 	if (!rg || gfn - rg->gfn0 + npages > rg->npages)
@@ -118,7 +118,7 @@ int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
 	 * through the mapping never faults into the engine, which would wait
 	 * for our own BUSY. Commit or abort zaps them again.
 	 */
-	for (i = 0; i < npages; i++) {
+	for (i = 0; i < npages && !(flags & OVC_XACT_NOMAP); i++) {
 		if (!armed_resident(x->old[i]))
 			continue;
 		ret = ovc__uffd_continue(ram, (uintptr_t)ovc__region_hva(rg, gfn + i));
@@ -144,6 +144,24 @@ int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
 		x->wp = true;
 	}
 	return 0;
+}
+
+int ovc__xact_read(const struct ovc_xact *x, unsigned int i, void *dst)
+{
+	ssize_t n;
+
+	if (i >= x->npages || ovc__pte_state(x->old[i]) != OVC_PAGE_RESIDENT)
+		return -EINVAL;
+	if (!(x->flags & OVC_XACT_NOMAP) || !(x->old[i] & OVC_PTE_ARMED)) {
+		memcpy(dst, ovc__xact_hva(x, i), OVC_PAGE_SIZE);
+		return 0;
+	}
+	/* Not mapped: every writer is parked on the fault, the memfd is stable. */
+	n = pread(x->rg->memfd, dst, OVC_PAGE_SIZE,
+		  (off_t)((x->gfn + i - x->rg->gfn0) << OVC_PAGE_SHIFT));
+	if (n == (ssize_t)OVC_PAGE_SIZE)
+		return 0;
+	return n < 0 ? -errno : -EIO;
 }
 
 void ovc__xact_arm(struct ovc_xact *x, unsigned int i, bool clear_accessed)
