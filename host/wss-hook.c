@@ -11,14 +11,14 @@
 /* The tick hook: advance every sampling VM's sampler. No lock held on entry. */
 static void wss_tick(struct ovc_host *host, void *opaque)
 {
-	uint64_t now = ovc__now_ns();
+	uint64_t now = ovc__now_ns(), slack = (uint64_t)host->cfg.tick_ms * 500000ULL;
 	struct ovc_vm *vm;
 
 	(void)opaque;
 	pthread_mutex_lock(&host->lock);
 	cds_list_for_each_entry(vm, &host->vms, node) {
 		if (vm->wss_sampler)
-			ovc__wss_tick(vm->wss_sampler, vm->ram, now, &vm->wss);
+			ovc__wss_tick(vm->wss_sampler, vm->ram, now, slack, &vm->wss);
 	}
 	pthread_mutex_unlock(&host->lock);
 }

@@ -232,7 +232,7 @@ static uint64_t finish_period(struct ovc_wss_sampler *w, struct ovc_ram *ram)
 }
 
 bool ovc__wss_tick(struct ovc_wss_sampler *w, struct ovc_ram *ram, uint64_t now,
-		   struct ovc_wss_snap *out)
+		   uint64_t slack_ns, struct ovc_wss_snap *out)
 {
 	uint64_t touched, npages, sampled;
 	double last;
@@ -241,7 +241,7 @@ bool ovc__wss_tick(struct ovc_wss_sampler *w, struct ovc_ram *ram, uint64_t now,
 		start_period(w, ram, now);
 		return false;
 	}
-	if (now - w->start_ns < w->period_ns)
+	if (now - w->start_ns + slack_ns < w->period_ns)
 		return false;
 
 	npages = ram_pages(ram);

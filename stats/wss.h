@@ -41,12 +41,13 @@ void ovc__wss_free(struct ovc_wss_sampler *w);
  * ovc__wss_tick - advance the sampler to @now (CLOCK_MONOTONIC ns)
  *
  * The first call starts a period; a call at or after the end of a period
- * finishes it, folds it into the averages, writes @out and starts the next.
+ * (less @slack_ns: half the caller's own period, so that a period as long
+ * as the caller's is not stretched to two by jitter) finishes it, folds it into the averages, writes @out and starts the next.
  * Return true when @out was written.
  * Context: any thread but a fault-engine thread; never waits for BUSY pages.
  */
 bool ovc__wss_tick(struct ovc_wss_sampler *w, struct ovc_ram *ram, uint64_t now,
-		   struct ovc_wss_snap *out);
+		   uint64_t slack_ns, struct ovc_wss_snap *out);
 
 /*
  * ovc__wss_estimate - the estimator on its own (exposed for tests)

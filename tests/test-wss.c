@@ -326,13 +326,13 @@ Test(wss, non_resident_pages_count_through_their_faults)
 	}
 	smp = ovc__wss_new(400, 1000, 7);
 	cr_assert_not_null(smp);
-	cr_assert_not(ovc__wss_tick(smp, ram, 1, &s));
+	cr_assert_not(ovc__wss_tick(smp, ram, 1, 0, &s));
 	/* A quarter of the RAM (half the resident pages) used, an eighth touched fresh. */
 	for (i = 0; i < NPAGES / 4; i++)
 		(void)*(volatile uint8_t *)(base + i * PAGE);
 	for (i = NPAGES / 2; i < NPAGES / 2 + NPAGES / 8; i++)
 		base[i * PAGE] = 1;
-	cr_assert(ovc__wss_tick(smp, ram, 2000, &s));
+	cr_assert(ovc__wss_tick(smp, ram, 2000, 0, &s));
 	cr_log_info("fresh: sampled %llu touched %llu -> %.3f",
 		    (unsigned long long)s.sampled, (unsigned long long)s.touched, s.last);
 	cr_assert_eq(s.sampled, 400);
