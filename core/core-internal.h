@@ -63,10 +63,10 @@ bool ovc__page_is_zero(const void *page);
  * Page-table entry: one per 4 KiB guest page, 64 bits, accessed only with
  * atomics.
  *
- *   63                                12 11    7  6  5  4  3  2    0
- *  +------------------------------------+-------+--+--+--+--+-------+
- *  |            payload (52 bits)       |reservd|P |A |W |B | state |
- *  +------------------------------------+-------+--+--+--+--+-------+
+ *   63                                12 11  9  8  7  6  5  4  3  2    0
+ *  +------------------------------------+-----+--+--+--+--+--+--+-------+
+ *  |            payload (52 bits)       |rsvd |S |R |P |A |W |B | state |
+ *  +------------------------------------+-----+--+--+--+--+--+--+-------+
  *
  *  state    enum ovc_page_state. ZERO is 0: an entry never written is a hole.
  *  B BUSY   a transition (or the fault engine resolving a fault) owns the page.
@@ -80,6 +80,19 @@ bool ovc__page_is_zero(const void *page);
  *  P POISONED the store lost the contents; the guest mapping holds a poison
  *           marker (every access SIGBUS / -EHWPOISON) until a transition
  *           gives the page new contents or state, which clears the marker.
+ *  R ARMED  the page's next access must fault: on a RESIDENT page whose BUSY
+ *           is clear, the guest mapping of the page is zapped (its contents
+ *           stay in the memfd), so the next access is a MINOR fault that the
+ *           engine resolves in place with UFFDIO_CONTINUE, setting ACCESSED
+ *           and clearing ARMED and SAMPLED. Set only under BUSY (arming,
+ *           transitions); any served fault clears it. A transition maps armed
+ *           pages again at begin (so its reads through the mapping never
+ *           fault) and zaps those that end RESIDENT and ARMED before it drops
+ *           BUSY: the bit survives transitions.
+ *  S SAMPLED the working-set sampler armed the page and it has not been
+ *           touched since: set with ARMED by the sampler, cleared by any
+ *           served fault, by the sampler itself (a hint, atomic AND).
+ *           Independent of ACCESSED, which the pager's CLOCK hand clears.
  *  payload  the owning store's handle for COMPRESSED, SWAPPED and SHARED
  *           (slot, tier entry, pool page); 0 otherwise.
  *
@@ -112,6 +125,10 @@ bool ovc__page_is_zero(const void *page);
 #define OVC_PTE_WAITERS (1ULL << 4)
 #define OVC_PTE_ACCESSED (1ULL << 5)
 #define OVC_PTE_POISONED (1ULL << 6)
+#define OVC_PTE_ARMED (1ULL << 7)
+#define OVC_PTE_SAMPLED (1ULL << 8)
+/* Reference-tracking bits a transition carries from the old entry to the new. */
+#define OVC_PTE_REF_BITS (OVC_PTE_ACCESSED | OVC_PTE_ARMED | OVC_PTE_SAMPLED)
 #define OVC_PTE_PAYLOAD_SHIFT 12
 #define OVC_PTE_PAYLOAD_MAX ((1ULL << (64 - OVC_PTE_PAYLOAD_SHIFT)) - 1)
 
@@ -210,6 +227,9 @@ struct ovc_ram {
 	ovc_fatal_fn fatal_fn;
 	void *fatal_opaque;
 
+	/* MINOR registration done: pages can be armed (immutable after creation). */
+	bool minor;
+
 	/* Fault-engine bookkeeping, owned by the engine. */
 	int engine_slot;
 
@@ -281,6 +301,35 @@ int ovc__uffd_wake(struct ovc_ram *ram, uintptr_t start, size_t len);
 int ovc__uffd_unwp_nowake(struct ovc_ram *ram, uintptr_t start, size_t len);
 int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		   uint64_t npages);
+/* Map an armed resident page again in place (UFFDIO_CONTINUE, no wake); BUSY held. */
+int ovc__uffd_continue(struct ovc_ram *ram, uintptr_t addr);
+/* Zap [addr, addr+len) of the guest mapping, keeping the memfd's pages; BUSY held. */
+int ovc__ram_zap(struct ovc_ram *ram, uintptr_t addr, size_t len);
+
+/* Whether minor faults work here (the kernel has UFFD_FEATURE_MINOR_SHMEM). */
+static inline bool ovc__ram_can_arm(const struct ovc_ram *ram)
+{
+	return ram->minor;
+}
+
+enum ovc_arm_flags {
+	OVC_ARM_SAMPLE = 1 << 0,	/* also set SAMPLED: the sampler's pages */
+};
+
+/*
+ * ovc__ram_arm - make resident page @gfn's next access fault, contents in place
+ * @flags: OVC_ARM_SAMPLE to mark the page as sampled as well
+ *
+ * Takes BUSY without waiting, sets ARMED (and SAMPLED), zaps the page from the
+ * guest mapping, drops BUSY. The next access is a MINOR fault: the engine maps
+ * the page again and sets ACCESSED. ACCESSED itself is left alone.
+ * Return 0; -EBUSY when the page is under a transition (skipped, nothing
+ * done); -ENOENT when it is not RESIDENT; -EINVAL outside the RAM;
+ * -EOPNOTSUPP without minor faults; or the zap's errno (the page is then left
+ * unarmed).
+ * Context: any thread but a fault-engine thread; never blocks on BUSY.
+ */
+int ovc__ram_arm(struct ovc_ram *ram, uint64_t gfn, unsigned int flags);
 
 /* ------------------------------------------------------------------------ */
 /* Transitions: how every mechanism changes page states. */
@@ -289,6 +338,12 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 
 enum ovc_xact_flags {
 	OVC_XACT_WAIT = 1 << 0,	/* wait for busy pages instead of -EBUSY */
+	/*
+	 * Armed pages are not mapped again at begin: the caller reads the run
+	 * only with ovc__xact_read(), never at ovc__xact_hva(). Saves a
+	 * syscall per armed page for callers that read few of them.
+	 */
+	OVC_XACT_NOMAP = 1 << 1,
 };
 
 /**
@@ -330,11 +385,21 @@ static inline uint64_t ovc__xact_old(const struct ovc_xact *x, unsigned int i)
 	return x->old[i];
 }
 
-/* Where page i of the run is mapped; read it only if it was RESIDENT. */
+/*
+ * Where page i of the run is mapped; read it only if it was RESIDENT. Armed
+ * pages were mapped again at begin: reading never faults.
+ */
 static inline const void *ovc__xact_hva(const struct ovc_xact *x, unsigned int i)
 {
 	return ovc__region_hva(x->rg, x->gfn + i);
 }
+
+/*
+ * ovc__xact_read - copy page i's contents (it was RESIDENT at begin) into
+ * @dst, OVC_PAGE_SIZE bytes. Works with or without OVC_XACT_NOMAP; an
+ * unmapped armed page is read from the memfd. Return 0 or a negative errno.
+ */
+int ovc__xact_read(const struct ovc_xact *x, unsigned int i, void *dst);
 
 /*
  * ovc__xact_set - what page i becomes at commit. @fill is required when a
@@ -343,6 +408,15 @@ static inline const void *ovc__xact_hva(const struct ovc_xact *x, unsigned int i
  */
 void ovc__xact_set(struct ovc_xact *x, unsigned int i, unsigned int state,
 		   uint64_t payload, const void *fill);
+
+/*
+ * ovc__xact_arm - page i, resident and staying resident, is armed at commit:
+ * zapped from the guest mapping so that its next access is a MINOR fault
+ * that sets ACCESSED. With @clear_accessed its ACCESSED bit is cleared in the
+ * same commit (a CLOCK hand passing it). A no-op for a page that will not be
+ * RESIDENT; without minor faults only ACCESSED is cleared.
+ */
+void ovc__xact_arm(struct ovc_xact *x, unsigned int i, bool clear_accessed);
 
 /*
  * ovc__xact_commit - make the new entries true, drop BUSY, wake waiters.

@@ -49,6 +49,8 @@ static bool poison_page(struct ovc_ram *ram, uintptr_t addr)
 {
 	struct uffdio_poison p = {
 		.range = { .start = addr, .len = OVC_PAGE_SIZE },
+		/* Woken by the caller once the entry says POISONED. */
+		.mode = UFFDIO_POISON_MODE_DONTWAKE,
 	};
 	int ret = ovc__uffd_ioctl(ram, UFFDIO_POISON, &p);
 
@@ -116,12 +118,11 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 		if (ram->fatal_fn)
 			ram->fatal_fn(ram->fatal_opaque, gfn, ret);
 		/* Never silently zero: the entry and the stored copy stay. */
-		if (poison_page(ram, addr)) {
+		if (poison_page(ram, addr))
 			ovc__pte_unlock(ram, rg, gfn, e | OVC_PTE_POISONED);
-		} else {
+		else
 			ovc__pte_unlock(ram, rg, gfn, e);
-			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
-		}
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
 	ret = ovc__uffd_place(ram, addr, buf);
@@ -165,10 +166,43 @@ static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
 
+/*
+ * A minor fault: the page's contents are in the memfd but not mapped (it was
+ * armed). Map them again in place and record the reference. Called with the
+ * page BUSY; drops BUSY.
+ */
+static void serve_minor(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+			uintptr_t addr, uint64_t e, uint64_t t0)
+{
+	int ret;
+
+	if (ovc__pte_state(e) != OVC_PAGE_RESIDENT) {
+		/* Stale: the page left since; the retry faults as missing. */
+		ovc__pte_unlock(ram, rg, gfn, e);
+		count(ram, OVC_FAULT_SPURIOUS, 0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+		return;
+	}
+	ret = ovc__uffd_continue(ram, addr);
+	if (ret && ret != -EEXIST) {
+		ovc__err(ram->log, "fault: map armed gfn 0x%llx again: %s",
+			 (unsigned long long)gfn, strerror(-ret));
+		ovc__pte_unlock(ram, rg, gfn, e);
+		count(ram, OVC_FAULT_ERROR, t0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+		return;
+	}
+	ovc__pte_unlock(ram, rg, gfn, (e & ~(OVC_PTE_ARMED | OVC_PTE_SAMPLED)) |
+				      OVC_PTE_ACCESSED);
+	count(ram, ret ? OVC_FAULT_SPURIOUS : OVC_FAULT_MINOR, ret ? 0 : t0);
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+}
+
 static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *buf)
 {
 	uintptr_t addr = (uintptr_t)msg->arg.pagefault.address & ~(OVC_PAGE_SIZE - 1);
 	bool wp = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
+	bool minor = msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_MINOR;
 	uint64_t t0 = ovc__now_ns();
 	struct ovc_region *rg;
 	_Atomic uint64_t *pte;
@@ -213,6 +247,10 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 	}
 	atomic_fetch_add_explicit(&ram->busy_pages, 1, memory_order_relaxed);
 
+	if (minor) {
+		serve_minor(ram, rg, gfn, addr, e, t0);
+		return;
+	}
 	if (!wp && ovc__pte_state(e) == OVC_PAGE_RESIDENT) {
 		missing_on_resident(ram, rg, addr, gfn, e, t0);
 		return;

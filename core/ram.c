@@ -44,7 +44,7 @@ struct ovc_ram *ovc__ram_new(const struct ovc_log *log)
 {
 	struct uffdio_api api = {
 		.api = UFFD_API,
-		.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+		.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MINOR_SHMEM,
 	};
 	struct ovc_ram *ram;
 	int ret;
@@ -58,11 +58,24 @@ struct ovc_ram *ovc__ram_new(const struct ovc_log *log)
 	if (ret < 0)
 		goto err_free;
 	ram->uffd = ret;
+	ram->minor = true;
 	if (ioctl(ram->uffd, UFFDIO_API, &api) < 0) {
-		ret = -errno;
-		ovc__err(log, "userfaultfd: write-protect of shared memory is not supported by this kernel (%s)",
-			 strerror(-ret));
-		goto err_close_uffd;
+		/* Without minor faults pages cannot be armed; everything else works. */
+		close(ram->uffd);
+		ret = open_uffd(log);
+		if (ret < 0)
+			goto err_free;
+		ram->uffd = ret;
+		ram->minor = false;
+		api.api = UFFD_API;
+		api.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+		if (ioctl(ram->uffd, UFFDIO_API, &api) < 0) {
+			ret = -errno;
+			ovc__err(log, "userfaultfd: write-protect of shared memory is not supported by this kernel (%s)",
+				 strerror(-ret));
+			goto err_close_uffd;
+		}
+		ovc__info(log, "userfaultfd: no minor faults on shared memory; pages cannot be armed for reference tracking");
 	}
 	ram->uffd_features = api.features;
 	ret = pthread_mutex_init(&ram->lock, NULL);
@@ -213,10 +226,12 @@ int ovc__ram_add_range(struct ovc_ram *ram, uint64_t gpa, uint64_t size, void **
 	reg.range.start = (uintptr_t)rg->hva;
 	reg.range.len = size;
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP;
+	if (ram->minor)
+		reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
 	if (ioctl(ram->uffd, UFFDIO_REGISTER, &reg) < 0) {
 		ret = -errno;
-		ovc__err(ram->log, "add_ram: userfaultfd register (missing+wp): %s",
-			 strerror(-ret));
+		ovc__err(ram->log, "add_ram: userfaultfd register (missing+wp%s): %s",
+			 ram->minor ? "+minor" : "", strerror(-ret));
 		goto err_unmap_pt;
 	}
 
@@ -406,6 +421,53 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		      (off_t)(npages << OVC_PAGE_SHIFT)) < 0)
 		return -errno;
 	return 0;
+}
+
+int ovc__uffd_continue(struct ovc_ram *ram, uintptr_t addr)
+{
+	struct uffdio_continue c = {
+		.range = { .start = addr, .len = OVC_PAGE_SIZE },
+		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE,
+	};
+
+	return ovc__uffd_ioctl(ram, UFFDIO_CONTINUE, &c);
+}
+
+int ovc__ram_zap(struct ovc_ram *ram, uintptr_t addr, size_t len)
+{
+	(void)ram;
+	/* MAP_SHARED: only the page-table entries go; the memfd keeps the pages. */
+	return madvise((void *)addr, len, MADV_DONTNEED) < 0 ? -errno : 0;
+}
+
+int ovc__ram_arm(struct ovc_ram *ram, uint64_t gfn, unsigned int flags)
+{
+	uint64_t bits = OVC_PTE_ARMED | (flags & OVC_ARM_SAMPLE ? OVC_PTE_SAMPLED : 0);
+	struct ovc_region *rg;
+	_Atomic uint64_t *pte;
+	uint64_t e;
+	int ret;
+
+	if (!ram->minor)
+		return -EOPNOTSUPP;
+	rg = ovc__ram_region_gfn(ram, gfn);
+	if (!rg)
+		return -EINVAL;
+	pte = &rg->pt[gfn - rg->gfn0];
+	e = atomic_load_explicit(pte, memory_order_relaxed);
+	do {
+		if (e & OVC_PTE_BUSY)
+			return -EBUSY;
+		if (ovc__pte_state(e) != OVC_PAGE_RESIDENT)
+			return -ENOENT;
+	} while (!atomic_compare_exchange_weak_explicit(pte, &e, e | OVC_PTE_BUSY,
+							memory_order_acquire,
+							memory_order_relaxed));
+	atomic_fetch_add_explicit(&ram->busy_pages, 1, memory_order_relaxed);
+	/* BUSY keeps transitions out: nobody reads the page through the mapping now. */
+	ret = ovc__ram_zap(ram, (uintptr_t)ovc__region_hva(rg, gfn), OVC_PAGE_SIZE);
+	ovc__pte_unlock(ram, rg, gfn, ret ? e : e | bits);
+	return ret;
 }
 
 int ovc__ram_store_load(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst)

@@ -81,6 +81,7 @@ OVC_EXPORT const char *ovc_fault_kind_name(int kind)
 		[OVC_FAULT_WAIT] = "wait",
 		[OVC_FAULT_SPURIOUS] = "spurious",
 		[OVC_FAULT_ERROR] = "error",
+		[OVC_FAULT_MINOR] = "minor",
 	};
 
 	if (kind < 0 || kind >= OVC_FAULT_NR_KINDS)

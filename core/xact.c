@@ -25,6 +25,36 @@ static void wait_not_busy(_Atomic uint64_t *pte, uint64_t e)
 		NULL, NULL, 0);
 }
 
+static bool armed_resident(uint64_t e)
+{
+	return ovc__pte_state(e) == OVC_PAGE_RESIDENT && (e & OVC_PTE_ARMED);
+}
+
+/*
+ * Zap the pages of the run that are armed and resident in @e[] (in runs):
+ * their next access faults. The pages are BUSY.
+ */
+static void zap_armed(struct ovc_xact *x, const uint64_t *e, unsigned int n)
+{
+	unsigned int i, run = 0;
+	int r;
+
+	for (i = 0; i <= n; i++) {
+		if (i < n && armed_resident(e[i])) {
+			run++;
+			continue;
+		}
+		if (!run)
+			continue;
+		r = ovc__ram_zap(x->ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn + i - run),
+				 (size_t)run << OVC_PAGE_SHIFT);
+		if (r)	/* The page stays mapped: its next access is simply not seen. */
+			ovc__warn(x->ram->log, "transition: zap armed gfn 0x%llx+%u: %s",
+				  (unsigned long long)(x->gfn + i - run), run, strerror(-r));
+		run = 0;
+	}
+}
+
 static void unlock_taken(struct ovc_xact *x, unsigned int n)
 {
 	unsigned int i;
@@ -42,7 +72,7 @@ int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
 	int ret;
 
 	if (!x || !ram || npages == 0 || npages > OVC_XACT_MAX_PAGES ||
-	    (flags & ~OVC_XACT_WAIT))
+	    (flags & ~(OVC_XACT_WAIT | OVC_XACT_NOMAP)))
 		return -EINVAL;
 	rg = ovc__ram_region_gfn(ram, gfn);
 	if (!rg || gfn - rg->gfn0 + npages > rg->npages)
@@ -83,18 +113,67 @@ int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
 			any_resident = true;
 	}
 
+	/*
+	 * Armed pages are not mapped: map them again, so that reading them
+	 * through the mapping never faults into the engine, which would wait
+	 * for our own BUSY. Commit or abort zaps them again.
+	 */
+	for (i = 0; i < npages && !(flags & OVC_XACT_NOMAP); i++) {
+		if (!armed_resident(x->old[i]))
+			continue;
+		ret = ovc__uffd_continue(ram, (uintptr_t)ovc__region_hva(rg, gfn + i));
+		if (ret && ret != -EEXIST) {
+			ovc__err(ram->log, "transition: map armed gfn 0x%llx: %s",
+				 (unsigned long long)(gfn + i), strerror(-ret));
+			zap_armed(x, x->old, i);
+			unlock_taken(x, npages);
+			return ret;
+		}
+	}
+
 	if (any_resident) {
 		ret = ovc__uffd_wp(ram, (uintptr_t)ovc__region_hva(rg, gfn),
 				   (size_t)npages << OVC_PAGE_SHIFT, true);
 		if (ret) {
 			ovc__err(ram->log, "transition: write-protect gfn 0x%llx+%u: %s",
 				 (unsigned long long)gfn, npages, strerror(-ret));
+			zap_armed(x, x->old, npages);
 			unlock_taken(x, npages);
 			return ret;
 		}
 		x->wp = true;
 	}
 	return 0;
+}
+
+int ovc__xact_read(const struct ovc_xact *x, unsigned int i, void *dst)
+{
+	ssize_t n;
+
+	if (i >= x->npages || ovc__pte_state(x->old[i]) != OVC_PAGE_RESIDENT)
+		return -EINVAL;
+	if (!(x->flags & OVC_XACT_NOMAP) || !(x->old[i] & OVC_PTE_ARMED)) {
+		memcpy(dst, ovc__xact_hva(x, i), OVC_PAGE_SIZE);
+		return 0;
+	}
+	/* Not mapped: every writer is parked on the fault, the memfd is stable. */
+	n = pread(x->rg->memfd, dst, OVC_PAGE_SIZE,
+		  (off_t)((x->gfn + i - x->rg->gfn0) << OVC_PAGE_SHIFT));
+	if (n == (ssize_t)OVC_PAGE_SIZE)
+		return 0;
+	return n < 0 ? -errno : -EIO;
+}
+
+void ovc__xact_arm(struct ovc_xact *x, unsigned int i, bool clear_accessed)
+{
+	if (i >= x->npages)
+		OVC_BUG("arming page %u of a %u-page transition", i, x->npages);
+	if (ovc__pte_state(x->new_e[i]) != OVC_PAGE_RESIDENT)
+		return;
+	if (clear_accessed)
+		x->new_e[i] &= ~OVC_PTE_ACCESSED;
+	if (x->ram->minor)
+		x->new_e[i] |= OVC_PTE_ARMED;
 }
 
 void ovc__xact_set(struct ovc_xact *x, unsigned int i, unsigned int state,
@@ -105,7 +184,7 @@ void ovc__xact_set(struct ovc_xact *x, unsigned int i, unsigned int state,
 		OVC_BUG("bad transition target: page %u/%u state %u payload 0x%llx",
 			i, x->npages, state, (unsigned long long)payload);
 	x->new_e[i] = ovc__pte_make(state, payload) |
-		      (x->old[i] & OVC_PTE_ACCESSED);
+		      (x->old[i] & OVC_PTE_REF_BITS);
 	x->fill[i] = fill;
 }
 
@@ -194,6 +273,15 @@ int ovc__xact_commit(struct ovc_xact *x)
 				  (unsigned long long)x->gfn, x->npages, strerror(-r));
 	}
 
+	/* 3b. Pages ending resident and armed leave the mapping again. */
+	{
+		uint64_t final[OVC_XACT_MAX_PAGES];
+
+		for (i = 0; i < x->npages; i++)
+			final[i] = x->failed[i] ? x->old[i] : x->new_e[i];
+		zap_armed(x, final, x->npages);
+	}
+
 	/* 4. Publish. The old handle dies here; a failed page's new one is the caller's. */
 	for (i = 0; i < x->npages; i++) {
 		uint64_t old = x->old[i];
@@ -223,6 +311,7 @@ void ovc__xact_abort(struct ovc_xact *x)
 			ovc__warn(x->ram->log, "transition: un-write-protect gfn 0x%llx+%u: %s",
 				  (unsigned long long)x->gfn, x->npages, strerror(-r));
 	}
+	zap_armed(x, x->old, x->npages);
 	unlock_taken(x, x->npages);
 	atomic_fetch_add_explicit(&x->ram->xact_aborted, x->npages, memory_order_relaxed);
 }

@@ -15,6 +15,7 @@
 #include "balloon/balloon-internal.h"
 #include "pager/pager-internal.h"
 #include "stats/stats-internal.h"
+#include "stats/wss.h"
 #include <ovc/policy.h>
 
 /*
@@ -51,6 +52,7 @@ struct ovc_vm {
 	struct ovc_vm_policy policy;	/* under host->lock */
 	struct ovc_vm_targets targets;	/* under host->lock; the schedulers' last plan */
 	struct ovc_wss_snap wss;	/* under host->lock; the working-set sampler's */
+	struct ovc_wss_sampler *wss_sampler; /* under host->lock; NULL: not sampling */
 };
 
 /**
@@ -107,6 +109,7 @@ struct ovc_host {
 	pthread_cond_t mgr_cond;
 	bool mgr_stop;
 	_Atomic uint64_t ticks;		/* ATOMIC */
+	bool wss_hook;			/* under tick_lock: the sampler's tick hook is in */
 };
 
 /* The VM's guest memory, for mechanisms and tests. */

@@ -415,6 +415,7 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 	ovc__ram_destroy(vm->ram);
 	/* After the RAM: no entry and no fault refer to its stores any more. */
 	ovc__pager_destroy(vm->pager);
+	ovc__wss_free(vm->wss_sampler);
 	free(vm);
 	return 0;
 }

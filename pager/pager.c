@@ -24,6 +24,7 @@ OVC_EXPORT void ovc_pager_config_init(struct ovc_pager_config *cfg)
 	cfg->zip_max_bytes = 2048;
 	cfg->batch = 64;
 	cfg->prefetch_max = 8;
+	cfg->ref_scan = true;
 }
 
 /*
@@ -401,13 +402,23 @@ static void page_out(struct ovc_pager *p, struct ovc_xact *x, uint64_t want,
 			continue;
 		r->scanned++;
 		if (e & OVC_PTE_ACCESSED) {
-			r->referenced++;	/* second chance; the bit is cleared below */
+			r->referenced++;	/* second chance: the bit goes at commit */
+			if (p->cfg.ref_scan)
+				ovc__xact_arm(x, i, true);
+			else
+				x->new_e[i] &= ~OVC_PTE_ACCESSED;
 			continue;
 		}
-		if (taken >= want)
+		if (taken >= want) {
+			if (p->cfg.ref_scan)
+				ovc__xact_arm(x, i, false);
 			continue;
+		}
 		taken++;
-		memcpy(buf, ovc__xact_hva(x, i), OVC_PAGE_SIZE);
+		if (ovc__xact_read(x, i, buf)) {
+			r->errors++;
+			continue;
+		}
 		if (ovc__page_is_zero(buf)) {
 			ovc__xact_set(x, i, OVC_PAGE_ZERO, 0, NULL);
 			continue;
@@ -442,13 +453,8 @@ static void page_out(struct ovc_pager *p, struct ovc_xact *x, uint64_t want,
 	ovc__xact_commit(x);
 	for (i = 0; i < x->npages; i++) {
 		uint64_t old = x->old[i], e = x->new_e[i];
-		_Atomic uint64_t *pte;
 
-		if (ovc__pte_state(old) == OVC_PAGE_RESIDENT && (old & OVC_PTE_ACCESSED)) {
-			pte = ovc__ram_pte(p->ram, x->gfn + i);
-			atomic_fetch_and_explicit(pte, ~OVC_PTE_ACCESSED, memory_order_relaxed);
-		}
-		if (e == old)
+		if (e == old || ovc__pte_state(e) == ovc__pte_state(old))
 			continue;
 		if (x->failed[i]) {
 			r->errors++;
@@ -486,7 +492,7 @@ OVC_EXPORT int64_t ovc_pager_reclaim(struct ovc_pager *p, uint64_t npages,
 		looked += n;
 		if (!any_resident(p, gfn, n))
 			continue;
-		if (ovc__xact_begin(&p->x, p->ram, gfn, n, 0)) {
+		if (ovc__xact_begin(&p->x, p->ram, gfn, n, OVC_XACT_NOMAP)) {
 			r.busy += n;	/* never a page under another transition */
 			continue;
 		}

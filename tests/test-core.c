@@ -505,3 +505,122 @@ Test(core, store_in_use_cannot_be_replaced)
 	cr_assert(check(66, 1));
 	cr_assert_eq(ovc__ram_set_store(f.ram, OVC_PAGE_COMPRESSED, &memstore_ops, f.ms), 0);
 }
+
+/* ------------------------------------------------------------------------ */
+/* Arming: a resident page's next access faults, contents in place. */
+
+/* Whether page i is mapped in this process (pagemap's present bit). */
+static bool mapped(unsigned int i)
+{
+	uint64_t ent = 0;
+	FILE *fp = fopen("/proc/self/pagemap", "r");
+
+	cr_assert_not_null(fp);
+	cr_assert_eq(fseek(fp, (long)(((uintptr_t)f.mem / OVC_PAGE_SIZE + i) * 8), SEEK_SET), 0);
+	cr_assert_eq(fread(&ent, sizeof(ent), 1, fp), 1);
+	fclose(fp);
+	return ent >> 63;
+}
+
+static uint64_t entry(unsigned int i)
+{
+	return atomic_load(ovc__ram_pte(f.ram, GFN(i)));
+}
+
+Test(core, armed_page_faults_once_and_keeps_its_contents)
+{
+	uint64_t blocks;
+
+	if (!ovc__ram_can_arm(f.ram))
+		cr_skip_test("no minor faults on shared memory here");
+	fill(40, 3);
+	atomic_fetch_and(ovc__ram_pte(f.ram, GFN(40)), ~OVC_PTE_ACCESSED);
+	blocks = memfd_blocks();
+	cr_assert(mapped(40));
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(40), OVC_ARM_SAMPLE), 0);
+	cr_assert_not(mapped(40), "zapped from the mapping");
+	cr_assert_eq(memfd_blocks(), blocks, "the memfd keeps the page");
+	cr_assert_eq(entry(40) & (OVC_PTE_ARMED | OVC_PTE_SAMPLED | OVC_PTE_ACCESSED),
+		     OVC_PTE_ARMED | OVC_PTE_SAMPLED);
+	cr_assert_eq(faults(OVC_FAULT_MINOR), 0);
+	cr_assert(check(40, 3), "read through the minor fault");
+	cr_assert_eq(faults(OVC_FAULT_MINOR), 1);
+	cr_assert(mapped(40));
+	cr_assert_eq(entry(40) & (OVC_PTE_ARMED | OVC_PTE_SAMPLED | OVC_PTE_ACCESSED),
+		     OVC_PTE_ACCESSED, "touched: referenced, no longer armed");
+	cr_assert(check(40, 3));
+	cr_assert_eq(faults(OVC_FAULT_MINOR), 1, "once only");
+	cr_assert_eq(state_of(40), OVC_PAGE_RESIDENT);
+}
+
+Test(core, arming_skips_busy_and_non_resident_pages)
+{
+	struct ovc_xact x;
+
+	if (!ovc__ram_can_arm(f.ram))
+		cr_skip_test("no minor faults on shared memory here");
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(41), 0), -ENOENT, "ZERO is not armed");
+	fill(42, 1);
+	cr_assert_eq(ovc__xact_begin(&x, f.ram, GFN(42), 1, 0), 0);
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(42), 0), -EBUSY);
+	ovc__xact_abort(&x);
+	cr_assert_eq(entry(42) & OVC_PTE_ARMED, 0);
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(NPAGES), 0), -EINVAL);
+	page_out(42, OVC_PAGE_COMPRESSED);
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(42), 0), -ENOENT);
+}
+
+Test(core, transition_reads_an_armed_page_and_keeps_it_armed)
+{
+	struct ovc_xact x;
+
+	if (!ovc__ram_can_arm(f.ram))
+		cr_skip_test("no minor faults on shared memory here");
+	fill(43, 5);
+	fill(44, 6);
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(43), OVC_ARM_SAMPLE), 0);
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(44), 0), 0);
+	/* A transition that only looks (compare, dedup miss): no fault, no deadlock. */
+	cr_assert_eq(ovc__xact_begin(&x, f.ram, GFN(43), 2, 0), 0);
+	cr_assert(ovc__page_is_zero(ovc__xact_hva(&x, 0)) == false);
+	cr_assert_eq(((const uint8_t *)ovc__xact_hva(&x, 1))[1], (uint8_t)(6 + 7));
+	cr_assert_eq(ovc__xact_commit(&x), 0);
+	cr_assert_not(mapped(43));
+	cr_assert_not(mapped(44));
+	cr_assert_eq(entry(43) & (OVC_PTE_ARMED | OVC_PTE_SAMPLED), OVC_PTE_ARMED | OVC_PTE_SAMPLED);
+	cr_assert_eq(faults(OVC_FAULT_MINOR), 0, "the transition's reads did not fault");
+	/* Abort too. */
+	cr_assert_eq(ovc__xact_begin(&x, f.ram, GFN(43), 1, 0), 0);
+	ovc__xact_abort(&x);
+	cr_assert_not(mapped(43));
+	cr_assert(check(43, 5));
+	cr_assert(check(44, 6));
+	cr_assert_eq(faults(OVC_FAULT_MINOR), 2);
+	/* Out and back: the contents survive, the next access faults as missing. */
+	cr_assert_eq(ovc__ram_arm(f.ram, GFN(43), 0), 0);
+	page_out(43, OVC_PAGE_SWAPPED);
+	cr_assert(check(43, 5));
+	cr_assert_eq(faults(OVC_FAULT_STORE), 1);
+	cr_assert_eq(entry(43) & OVC_PTE_ARMED, 0);
+}
+
+Test(core, arming_during_writes_loses_nothing)
+{
+	unsigned int round, i;
+
+	if (!ovc__ram_can_arm(f.ram))
+		cr_skip_test("no minor faults on shared memory here");
+	for (i = 0; i < 16; i++)
+		fill(100 + i, (uint8_t)i);
+	for (round = 0; round < 200; round++) {
+		for (i = 0; i < 16; i++) {
+			cr_assert_eq(ovc__ram_arm(f.ram, GFN(100 + i), 0), 0);
+			f.mem[(100 + i) * OVC_PAGE_SIZE + round % OVC_PAGE_SIZE] ^= 0xff;
+			f.mem[(100 + i) * OVC_PAGE_SIZE + round % OVC_PAGE_SIZE] ^= 0xff;
+		}
+	}
+	for (i = 0; i < 16; i++)
+		cr_assert(check(100 + i, (uint8_t)i));
+	cr_assert_eq(faults(OVC_FAULT_MINOR), 200 * 16);
+	cr_assert_eq(faults(OVC_FAULT_ERROR), 0);
+}

@@ -29,8 +29,10 @@ static void teardown(void)
 static void run(struct oracle_config *cfg, struct oracle_result *res)
 {
 	cr_assert_eq(oracle_run(host, cfg, res), 0);
-	cr_log_info("accesses %llu transitions %llu corrupt %llu",
+	cr_log_info("accesses %llu transitions %llu armed %llu minor %llu corrupt %llu",
 		    (unsigned long long)res->accesses, (unsigned long long)res->transitions,
+		    (unsigned long long)res->armed,
+		    (unsigned long long)res->mem.faults[OVC_FAULT_MINOR],
 		    (unsigned long long)res->corrupt);
 	cr_assert_eq(res->corrupt, 0);
 	cr_assert_eq(res->store_leaks, 0);
@@ -56,6 +58,8 @@ Test(oracle, chaos_at_full_speed)
 	cr_assert_gt(res.mem.faults[OVC_FAULT_STORE], 1000);
 	cr_assert_gt(res.mem.faults[OVC_FAULT_ZERO], 0);
 	cr_assert_gt(res.mem.faults[OVC_FAULT_WAIT], 0, "writers met transitions");
+	if (res.armed)	/* the kernel has minor faults: armed pages were met */
+		cr_assert_gt(res.mem.faults[OVC_FAULT_MINOR], 1000);
 }
 
 Test(oracle, many_accessors_one_fault_thread)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* tests/test-pager.c: reclaim into the compressed tier and the swap file, coldest first, nothing lost. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,5 +419,159 @@ Test(pager, small_batch_eviction)
 	for (i = 0; i < 6000; i++)
 		cr_assert(holds(base + i * WORDS, i, 1), "page %llu", (unsigned long long)i);
 	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	host_done();
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reference scan: pages used without faults are seen. */
+
+static struct ovc_pager *make_scan_pager(struct ovc_vm *vm, bool scan)
+{
+	struct ovc_pager_config cfg;
+	struct ovc_pager *p;
+
+	ovc_pager_config_init(&cfg);
+	cfg.zip_cap_bytes = 16 * MiB;
+	cfg.ref_scan = scan;
+	p = ovc_vm_add_pager(vm, &cfg);
+	cr_assert_not_null(p, "ovc_vm_add_pager: %s", strerror(errno));
+	return p;
+}
+
+static bool can_arm(struct ovc_vm *vm)
+{
+	return ovc__ram_can_arm(ovc__vm_ram(vm));
+}
+
+/* Pages read by the guest after the hand passed them: spared only with the scan. */
+static void hot_after_pass(bool scan)
+{
+	const uint64_t n = 2000;
+	struct ovc_pager_result r;
+	struct ovc_mem_stats st;
+	struct ovc_pager *p;
+	struct ovc_vm *vm;
+	uint64_t *base, i, kept = 0;
+
+	vm = make_vm("scan", 16 * MiB, &base);
+	if (!can_arm(vm)) {
+		cr_assert_eq(ovc_vm_destroy(vm), 0);
+		cr_skip_test("no minor faults on shared memory here");
+	}
+	p = make_scan_pager(vm, scan);
+	for (i = 0; i < n; i++)
+		fill(base + i * WORDS, i, 1);
+	/* The first sweep takes every bit away (and arms), the second 0..1023. */
+	cr_assert_eq(ovc_pager_reclaim(p, 1024, &r), 1024);
+	for (i = 1024; i < 1124; i++)
+		cr_assert(holds(base + i * WORDS, i, 1));
+	ovc_vm_get_mem_stats(vm, &st);
+	cr_assert_eq(st.faults[OVC_FAULT_MINOR], scan ? 100 : 0);
+	cr_assert_eq(st.faults[OVC_FAULT_STORE], 0);
+	cr_assert_eq(ovc_pager_reclaim(p, 100, &r), 100);
+	cr_assert_eq(r.referenced, scan ? 100 : 0);
+	for (i = 1024; i < 1124; i++)
+		kept += state_of(vm, i) == OVC_PAGE_RESIDENT;
+	cr_assert_eq(kept, scan ? 100 : 0, "hot pages kept: %llu", (unsigned long long)kept);
+	for (i = 0; i < n; i++)
+		cr_assert(holds(base + i * WORDS, i, 1), "page %llu", (unsigned long long)i);
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	host_done();
+}
+
+Test(pager, scan_sees_use_without_faults)
+{
+	hot_after_pass(true);
+}
+
+Test(pager, without_scan_use_without_faults_is_missed)
+{
+	hot_after_pass(false);
+}
+
+struct toucher {
+	uint64_t *base;
+	uint64_t n;
+	_Atomic bool stop;
+	_Atomic uint64_t rounds;
+};
+
+#define HOT_EVERY 10	/* every tenth page is hot */
+
+static void *touch_hot(void *arg)
+{
+	struct toucher *t = arg;
+	uint64_t i;
+
+	while (!atomic_load(&t->stop)) {
+		for (i = 0; i < t->n; i += HOT_EVERY) {
+			volatile uint64_t *w = t->base + i * WORDS;
+
+			w[1] = w[1];	/* read and write, never changing the contents */
+		}
+		atomic_fetch_add(&t->rounds, 1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+/* Hot pages evicted while a host thread keeps using them, reclaiming 3/4 of RAM. */
+static uint64_t hot_evictions(bool scan)
+{
+	const uint64_t n = 2000;
+	struct toucher t = { .n = n };
+	struct ovc_mem_stats st;
+	struct ovc_pager *p;
+	struct ovc_vm *vm;
+	uint64_t *base, i, made = 0, evicted;
+	pthread_t th;
+
+	vm = make_vm(scan ? "hot-scan" : "hot-noscan", 16 * MiB, &base);
+	p = make_scan_pager(vm, scan);
+	for (i = 0; i < n; i++)
+		fill(base + i * WORDS, i, 1);
+	t.base = base;
+	cr_assert_eq(pthread_create(&th, NULL, touch_hot, &t), 0);
+	while (atomic_load(&t.rounds) < 2)
+		usleep(1000);
+	while (made < n * 3 / 4) {
+		int64_t got = ovc_pager_reclaim(p, 25, NULL);
+
+		cr_assert_geq(got, 0);
+		made += (uint64_t)got;
+		/* Give the guest a moment between bites, as a scheduler tick would. */
+		usleep(2000);
+	}
+	atomic_store(&t.stop, true);
+	pthread_join(th, NULL);
+	ovc_vm_get_mem_stats(vm, &st);
+	/* A hot page evicted is faulted straight back from the tier. */
+	evicted = st.faults[OVC_FAULT_STORE];
+	for (i = 0; i < n; i++)
+		cr_assert(holds(base + i * WORDS, i, 1), "page %llu", (unsigned long long)i);
+	cr_assert_eq(st.faults[OVC_FAULT_ERROR], 0);
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	return evicted;
+}
+
+Test(pager, scan_keeps_a_hot_set_resident)
+{
+	uint64_t with, without;
+	struct ovc_vm *vm;
+	uint64_t *base;
+
+	vm = make_vm("probe", MiB, &base);
+	if (!can_arm(vm)) {
+		cr_assert_eq(ovc_vm_destroy(vm), 0);
+		cr_skip_test("no minor faults on shared memory here");
+	}
+	cr_assert_eq(ovc_vm_destroy(vm), 0);
+	without = hot_evictions(false);
+	with = hot_evictions(true);
+	cr_log_info("hot-page evictions of 200: %llu without the scan, %llu with it",
+		    (unsigned long long)without, (unsigned long long)with);
+	/* Without the scan the hand cannot tell the hot tenth from the rest. */
+	cr_assert_geq(without, 100, "without the scan: %llu", (unsigned long long)without);
+	cr_assert_leq(with, 20, "with the scan: %llu", (unsigned long long)with);
 	host_done();
 }

@@ -451,6 +451,83 @@ Test(vmm, pager_under_memtouch, .timeout = 120)
 	run_free(&r);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The working-set estimate of one VM against the truth: memtouch with
+ * hot-access=100 uses exactly hot% of its working set. Return the median of
+ * the periods' own estimates (periods that straddle a shift see two hot
+ * windows; the median leaves them out) and check it within 10 points.
+ */
+static double wss_median_error(json_t *vm, double hot, unsigned int mem_mib, double period_s)
+{
+	json_t *w = json_object_get(vm, "wss"), *hist;
+	double v[64], truth, median, rounds;
+	size_t i, n;
+
+	cr_assert_not_null(w, "no wss in the summary");
+	hist = json_object_get(w, "history");
+	n = json_array_size(hist);
+	cr_assert_geq(n, 5, "only %zu sampling periods", n);
+	for (i = 0; i < n && i < 64; i++)
+		v[i] = json_real_value(json_array_get(hist, i));
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	truth = hot * (double)report(vm, "wss_pages") / ((double)mem_mib * 256.0);
+	/* How many times over the guest could walk its hot pages in a period. */
+	rounds = (double)report(vm, "accesses") /
+		 json_real_value(json_object_get(vm, "seconds")) * period_s /
+		 (hot * (double)report(vm, "wss_pages"));
+	cr_log_info("vm %s: working set %.3f, median estimate %.3f (%zu periods, %.3f..%.3f); "
+		    "%.1f walks of the hot pages per period",
+		    json_string_value(json_object_get(vm, "name")), truth, median, n, v[0],
+		    v[n - 1], rounds);
+	if (rounds < 4 && (median > truth ? median - truth : truth - median) > 0.10)
+		cr_skip_test("vm %s ran %.1f walks of its hot pages per period: inconclusive",
+			     json_string_value(json_object_get(vm, "name")), rounds);
+	cr_assert_leq(median > truth ? median - truth : truth - median, 0.10,
+		      "estimate %.3f, truth %.3f", median, truth);
+	cr_assert_gt(path_int(json_object_get(vm, "mem"), "faults", "minor"), 0,
+		     "the vCPUs met armed pages");
+	return median - truth;
+}
+
+/*
+ * Working-set estimation under KVM: one guest uses a fixed fifth of its
+ * memory, another moves a fifth along every 6 s (so that the windows it left
+ * stay resident and idle), a third uses 60 %.
+ */
+Test(vmm, wss_estimates_memtouch, .timeout = 120)
+{
+	const char *args[] = {
+		"--vm", "name=fixed,mem=32M,vcpus=1,guest=memtouch,wss=1000,"
+			"args=hot=20 hot-access=100 pattern=seq",
+		"--vm", "name=moving,mem=32M,vcpus=1,guest=memtouch,wss=1000,"
+			"args=hot=20 hot-access=100 pattern=seq shift=6",
+		"--vm", "name=big,mem=32M,vcpus=1,guest=memtouch,wss=1000,"
+			"args=hot=60 hot-access=100 pattern=seq",
+		"--seconds", "13", NULL,
+	};
+	static const double hot[] = { 0.2, 0.2, 0.6 };
+	struct run r;
+	size_t i;
+
+	run_ok(&r, args);
+	for (i = 0; i < 3; i++) {
+		json_t *vm = vm_at(&r, i);
+
+		assert_vm_ok(&r, vm);
+		cr_assert_eq(report(vm, "corrupt"), 0);
+		wss_median_error(vm, hot[i], 32, 1.0);
+	}
+	run_free(&r);
+}
+
 /* SIGTERM asks the guests to finish; they run their final checks and exit. */
 Test(vmm, sigterm_finishes_guests, .timeout = 120)
 {

@@ -30,7 +30,8 @@ void vmm_usage(FILE *out)
 "        one); balloon= sets the balloon's target T (50%% of mem, or 256M) S\n"
 "        seconds after start. zip=SIZE gives the VM a pager whose compressed\n"
 "        tier may use SIZE (plus a swap file in --swap-dir); resident=SIZE\n"
-"        keeps at most SIZE of its RAM resident through that pager.\n"
+"        keeps at most SIZE of its RAM resident through that pager. wss=MS\n"
+"        estimates its working set by sampling 100 pages every MS ms.\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -285,6 +286,16 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 		} else if (!strcmp(key, "balloon")) {
 			if (parse_balloon(val, vm, err))
 				return -EINVAL;
+		} else if (!strcmp(key, "wss")) {
+			char *stop;
+			unsigned long ms = strtoul(val, &stop, 10);
+
+			if (stop == val || *stop || ms < 10 || ms > 3600000) {
+				fprintf(err, "ovc-vmm: --vm: wss '%s' is not a period of 10 to 3600000 ms\n",
+					val);
+				return -EINVAL;
+			}
+			vm->wss_ms = (unsigned int)ms;
 		} else if (!strcmp(key, "zip") || !strcmp(key, "resident")) {
 			uint64_t *to = key[0] == 'z' ? &vm->zip : &vm->resident;
 
@@ -294,7 +305,7 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 				return -EINVAL;
 			}
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident, wss)\n",
 				spec, key);
 			return -EINVAL;
 		}

@@ -259,6 +259,26 @@ static json_t *vm_json(struct vmm_vm *vm)
 		json_object_set_new(pj, "resident_max_pages", json_integer((json_int_t)vm->resident_max));
 		json_object_set_new(o, "pager", pj);
 	}
+	if (vm->spec->wss_ms) {
+		json_t *wj = json_object(), *hist;
+
+		json_object_set_new(wj, "periods", json_integer((json_int_t)vm->wss.periods));
+		json_object_set_new(wj, "sampled", json_integer((json_int_t)vm->wss.sampled));
+		json_object_set_new(wj, "touched", json_integer((json_int_t)vm->wss.touched));
+		json_object_set_new(wj, "last", json_real(vm->wss.last));
+		json_object_set_new(wj, "fast", json_real(vm->wss.fast));
+		json_object_set_new(wj, "slow", json_real(vm->wss.slow));
+		json_object_set_new(wj, "active_frac", json_real(vm->wss.active_frac));
+		json_object_set_new(wj, "active_bytes", json_integer((json_int_t)vm->wss.active_bytes));
+		json_object_set_new(wj, "periods_seen", json_integer((json_int_t)vm->wss_periods));
+		json_object_set_new(wj, "mean_last", json_real(vm->wss_periods ?
+					vm->wss_sum / (double)vm->wss_periods : 0.0));
+		hist = json_array();
+		for (i = 0; i < vm->wss_periods && (size_t)i < (sizeof(vm->wss_history) / sizeof(vm->wss_history[0])); i++)
+			json_array_append_new(hist, json_real(vm->wss_history[i]));
+		json_object_set_new(wj, "history", hist);
+		json_object_set_new(o, "wss", wj);
+	}
 	if (vm->chaos) {
 		json_t *c = json_object();
 

@@ -191,6 +191,13 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 			goto err;
 		}
 	}
+	if (spec->wss_ms) {
+		ret = ovc_vm_set_wss_sampling(vm->ovc, spec->wss_ms, 0);
+		if (ret) {
+			vm_error(vm, "working-set sampling", ret);
+			goto err;
+		}
+	}
 	snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/%s.serial.log",
 		 vmm->opts->log_dir, spec->name);
 	ret = vmm_serial_init(&vm->serial, vm->serial_path);
@@ -280,6 +287,20 @@ void vmm_vm_sample(struct vmm_vm *vm)
 	if (st.pages[OVC_PAGE_BALLOONED] > vm->ballooned_max) {
 		vm->ballooned_max = st.pages[OVC_PAGE_BALLOONED];
 		vm->host_bytes_at_ballooned_max = st.host_bytes;
+	}
+	if (vm->spec->wss_ms) {
+		const struct ovc_guest_boot *boot = vmm_gpa(vm, OVC_GUEST_BOOT_GPA, sizeof(*boot));
+		struct ovc_wss_snap w;
+
+		/* Periods of the run itself: not the final sweep once asked to stop. */
+		if (vmm_vm_running(vm) && !__atomic_load_n(&boot->stop, __ATOMIC_ACQUIRE) &&
+		    !ovc_vm_get_wss(vm->ovc, &w) && w.valid && w.periods > vm->wss.periods) {
+			vm->wss_sum += w.last;
+			if (vm->wss_periods < (sizeof(vm->wss_history) / sizeof(vm->wss_history[0])))
+				vm->wss_history[vm->wss_periods] = w.last;
+			vm->wss_periods++;
+			vm->wss = w;
+		}
 	}
 }
 

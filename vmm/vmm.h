@@ -52,6 +52,7 @@ struct vmm_vm_spec {
 	unsigned int nballoon;
 	uint64_t zip;				/* pager: compressed tier cap (0: no pager) */
 	uint64_t resident;			/* pager: keep at most this much resident */
+	unsigned int wss_ms;			/* working-set sampling period (0: off) */
 };
 
 /** struct vmm_opts - the command line */
@@ -149,6 +150,10 @@ struct vmm_vm {
 	struct ovc_pager *pager;
 	uint64_t pager_made;			/* pages the resident limit reclaimed */
 	uint64_t resident_max;			/* pages, sampled */
+	struct ovc_wss_snap wss;		/* the last estimate before the guest was asked to stop */
+	double wss_sum;				/* of its periods' own estimates, likewise */
+	uint64_t wss_periods;
+	double wss_history[64];			/* the first periods' own estimates */
 	unsigned int balloon_next;		/* next spec->balloon step to apply */
 	struct chaos *chaos;
 	struct chaos_result chaos_res;	/* when chaos stopped */

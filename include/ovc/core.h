@@ -52,6 +52,9 @@ enum ovc_page_state {
  *	waited and retried after it ended
  * @OVC_FAULT_SPURIOUS: already resolved by another handler; woken only
  * @OVC_FAULT_ERROR: could not be served (store error: fatal for the page)
+ * @OVC_FAULT_MINOR: first access to a resident page armed for reference
+ *	tracking (working-set sampling, the pager's reference scan); mapped
+ *	again in place, contents untouched
  */
 enum ovc_fault_kind {
 	OVC_FAULT_ZERO,
@@ -61,6 +64,7 @@ enum ovc_fault_kind {
 	OVC_FAULT_WAIT,
 	OVC_FAULT_SPURIOUS,
 	OVC_FAULT_ERROR,
+	OVC_FAULT_MINOR,
 	OVC_FAULT_NR_KINDS
 };
 

@@ -27,6 +27,11 @@ struct ovc_pager;
  * @prefetch_max: when faults on swapped pages follow a sequence or a stride,
  *	bring back up to this many of the next pages ahead of the guest
  *	(8; 0: no prefetch)
+ * @ref_scan: the CLOCK hand arms the resident pages it passes and leaves,
+ *	so that their next access faults once (a minor fault, contents in
+ *	place) and marks them referenced: pages the guest uses without
+ *	faulting are kept (true; false: only served faults mark pages
+ *	referenced; without minor faults in the kernel it does nothing)
  *
  * Fill with ovc_pager_config_init() first.
  */
@@ -38,6 +43,7 @@ struct ovc_pager_config {
 	bool encrypt;
 	unsigned int batch;
 	unsigned int prefetch_max;
+	bool ref_scan;
 };
 
 /**
@@ -115,7 +121,10 @@ OVC_EXPORT struct ovc_pager *ovc_vm_add_pager(struct ovc_vm *vm,
  * @res: what it did (may be NULL)
  *
  * A CLOCK hand sweeps the VM's RAM: a page used since the hand last passed
- * is spared once; a page under another transition is skipped. Zero pages
+ * is spared once; a page under another transition is skipped. Use is seen
+ * through faults: served ones, and with @ref_scan the one minor fault of each
+ * page the hand armed when it last passed; the working-set sampler's
+ * findings feed it too. Zero pages
  * become ZERO; others go to the compressed tier, or to the swap file when
  * they compress badly or the tier is full (the tier first moves its own
  * oldest pages to the swap file). A store failure leaves the page RESIDENT.

@@ -17,6 +17,7 @@ extern "C" {
 #endif
 
 struct ovc_host;
+struct ovc_vm;
 
 /**
  * struct ovc_host_mem_snap - the host's memory, from /proc/meminfo and PSI
@@ -83,6 +84,9 @@ struct ovc_vcpu_snap {
  * @active_frac: the estimate: the larger of @fast, @slow and the last period
  * @active_bytes: @active_frac times the VM's RAM
  * @periods: sampling periods finished
+ * @last: the estimate of the last finished period alone
+ *
+ * The estimator is described in docs/stats.md ("Working-set estimation").
  */
 struct ovc_wss_snap {
 	bool valid;
@@ -94,7 +98,45 @@ struct ovc_wss_snap {
 	double active_frac;
 	uint64_t active_bytes;
 	uint64_t periods;
+	double last;
 };
+
+/** Working-set sampling defaults: ESX's 100 pages every 30 s. */
+#define OVC_WSS_PERIOD_MS_DEFAULT 30000
+#define OVC_WSS_SAMPLES_DEFAULT 100
+
+/**
+ * ovc_vm_set_wss_sampling() - estimate @vm's working set by sampling
+ * @vm: the VM
+ * @period_ms: the sampling period (10 ms to 1 h; OVC_WSS_PERIOD_MS_DEFAULT),
+ *	rounded up to the host's ticks; 0 stops sampling
+ * @samples: resident pages sampled per period (1 to 65536; 0:
+ *	OVC_WSS_SAMPLES_DEFAULT)
+ *
+ * Each period the manager thread arms @samples random resident pages so that
+ * their next access faults once (a minor fault: contents stay in place), and
+ * at the period's end counts how many were touched; the estimate (see
+ * struct ovc_wss_snap) appears in each snapshot's per-VM @wss and through
+ * ovc_vm_get_wss(). Setting it again restarts the estimate. Off until called.
+ *
+ * Return: 0; -EINVAL for a bad argument; -EOPNOTSUPP when the kernel has no
+ * minor faults on shared memory (UFFD_FEATURE_MINOR_SHMEM); -ENOMEM, -ENOSPC
+ * (no tick hook left).
+ * Context: any thread but the manager thread (not from a tick); takes the
+ * host lock.
+ */
+OVC_EXPORT int ovc_vm_set_wss_sampling(struct ovc_vm *vm, unsigned int period_ms,
+				       unsigned int samples);
+
+/**
+ * ovc_vm_get_wss() - the VM's latest working-set estimate
+ * @vm: the VM
+ * @out: filled in (zero, @valid false, before the first finished period)
+ *
+ * Return: 0 or -EINVAL.
+ * Context: any thread; takes the host lock.
+ */
+OVC_EXPORT int ovc_vm_get_wss(struct ovc_vm *vm, struct ovc_wss_snap *out);
 
 /**
  * struct ovc_vm_targets - what the schedulers decided for a VM on the last tick

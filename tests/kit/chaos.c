@@ -23,7 +23,7 @@ struct chaos {
 	pthread_t thread;
 	bool running;
 	_Atomic bool stop;
-	_Atomic uint64_t transitions, aborts, busy;
+	_Atomic uint64_t transitions, aborts, busy, armed;
 };
 
 static uint64_t rnd(uint64_t *s)
@@ -51,7 +51,13 @@ static void chaos_page(struct chaos *c, struct ovc_xact *x, unsigned int i,
 	made[i] = 0;
 	switch (st) {
 	case OVC_PAGE_RESIDENT:
-		memcpy(bufs[i], ovc__xact_hva(x, i), OVC_PAGE_SIZE);
+		/* Both ways of reading a page that may be armed (zapped). */
+		if (x->flags & OVC_XACT_NOMAP) {
+			if (ovc__xact_read(x, i, bufs[i]))
+				return;
+		} else {
+			memcpy(bufs[i], ovc__xact_hva(x, i), OVC_PAGE_SIZE);
+		}
 		if (ovc__page_is_zero(bufs[i])) {
 			ovc__xact_set(x, i, coin ? OVC_PAGE_ZERO : OVC_PAGE_BALLOONED, 0, NULL);
 			return;
@@ -147,14 +153,27 @@ static void *chaos_thread(void *arg)
 			usleep(10000);
 			continue;
 		}
-		abort_it = rnd(&seed) % 10 == 0;
 		taken += n;
-		if (ovc__xact_begin(x, c->ram, gfn, n, 0)) {
+		if (rnd(&seed) % 4 == 0) {
+			/* Arm the run: the next access of each resident page faults once. */
+			for (i = 0; i < n; i++) {
+				if (!ovc__ram_arm(c->ram, gfn + i, rnd(&seed) & 1 ? OVC_ARM_SAMPLE : 0))
+					atomic_fetch_add_explicit(&c->armed, 1, memory_order_relaxed);
+			}
+			continue;
+		}
+		abort_it = rnd(&seed) % 10 == 0;
+		if (ovc__xact_begin(x, c->ram, gfn, n, rnd(&seed) & 1 ? OVC_XACT_NOMAP : 0)) {
 			atomic_fetch_add_explicit(&c->busy, 1, memory_order_relaxed);
 			continue;
 		}
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			chaos_page(c, x, i, &seed, bufs, made);
+			/* Some resident pages that stay are armed as a CLOCK hand does. */
+			if (ovc__pte_state(x->old[i]) == OVC_PAGE_RESIDENT &&
+			    x->new_e[i] == x->old[i] && rnd(&seed) % 3 == 0)
+				ovc__xact_arm(x, i, rnd(&seed) & 1);
+		}
 		if (abort_it) {
 			for (i = 0; i < n; i++) {
 				if (made[i])
@@ -233,6 +252,7 @@ void chaos_stop(struct chaos *c, struct chaos_result *res)
 		res->transitions = atomic_load(&c->transitions);
 		res->aborts = atomic_load(&c->aborts);
 		res->busy = atomic_load(&c->busy);
+		res->armed = atomic_load(&c->armed);
 	}
 }
 

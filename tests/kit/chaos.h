@@ -14,17 +14,21 @@ struct chaos;
  * @transitions: pages whose state a committed transition changed
  * @aborts: pages of transitions chaos aborted on purpose
  * @busy: begins refused because a page was under another transition
+ * @armed: resident pages armed (next access a minor fault) outside transitions
  */
 struct chaos_result {
 	uint64_t transitions;
 	uint64_t aborts;
 	uint64_t busy;
+	uint64_t armed;
 };
 
 /*
  * Start a thread moving random runs of @vm's pages between every state
  * (RESIDENT, ZERO, BALLOONED, and two checksummed in-memory stores standing
- * for COMPRESSED and SWAPPED) at about @rate pages per second (0: flat out).
+ * for COMPRESSED and SWAPPED) at about @rate pages per second (0: flat out),
+ * and arming random resident pages (their next access a minor fault), alone
+ * and inside transitions, reading pages both through the mapping and not.
  * Covers every RAM range @vm has now. NULL with errno set (EBUSY: the VM
  * already has stores). Pair with chaos_stop(), then chaos_destroy() once the
  * VM is gone.

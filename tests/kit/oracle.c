@@ -280,6 +280,7 @@ out_stop:
 	res->transitions = cres.transitions;
 	res->aborts = cres.aborts;
 	res->busy = cres.busy;
+	res->armed = cres.armed;
 	res->corrupt = atomic_load(&o.corrupt);
 	/* The sweep brought every page back: the stores must be empty. */
 	res->store_leaks = chaos ? chaos_stored(chaos) : 0;
@@ -300,12 +301,14 @@ void oracle_print(const struct oracle_result *r, FILE *out)
 	fprintf(out, "transitions  %" PRIu64 "\n", r->transitions);
 	fprintf(out, "aborts       %" PRIu64 "\n", r->aborts);
 	fprintf(out, "busy         %" PRIu64 "\n", r->busy);
+	fprintf(out, "armed        %" PRIu64 "\n", r->armed);
 	fprintf(out, "faults       zero %" PRIu64 " ballooned %" PRIu64 " store %" PRIu64
-		" wp %" PRIu64 " wait %" PRIu64 " spurious %" PRIu64 " error %" PRIu64 "\n",
+		" wp %" PRIu64 " wait %" PRIu64 " spurious %" PRIu64 " error %" PRIu64
+		" minor %" PRIu64 "\n",
 		m->faults[OVC_FAULT_ZERO], m->faults[OVC_FAULT_BALLOONED],
 		m->faults[OVC_FAULT_STORE], m->faults[OVC_FAULT_WP],
 		m->faults[OVC_FAULT_WAIT], m->faults[OVC_FAULT_SPURIOUS],
-		m->faults[OVC_FAULT_ERROR]);
+		m->faults[OVC_FAULT_ERROR], m->faults[OVC_FAULT_MINOR]);
 	fprintf(out, "fault_ns     p50 %" PRIu64 " p99 %" PRIu64 "\n",
 		ovc_mem_stats_fault_quantile_ns(m, 0.5),
 		ovc_mem_stats_fault_quantile_ns(m, 0.99));

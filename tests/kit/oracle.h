@@ -49,6 +49,7 @@ struct oracle_result {
 	uint64_t transitions;	/* page transitions committed by chaos */
 	uint64_t aborts;	/* page transitions chaos aborted */
 	uint64_t busy;		/* chaos begins refused: page busy */
+	uint64_t armed;		/* resident pages chaos armed outside transitions */
 	uint64_t corrupt;	/* verifications that failed (incl. final sweep) */
 	uint64_t store_leaks;	/* stored pages no entry refers to at the end */
 	double seconds;
