@@ -80,7 +80,7 @@ bool ovc__page_is_zero(const void *page);
  *  P POISONED the store lost the contents; the guest mapping holds a poison
  *           marker (every access SIGBUS / -EHWPOISON) until a transition
  *           gives the page new contents or state, which clears the marker.
- *  payload  the owning store's handle for COMPRESSED, SWAPPED and SHARED
+ *  payload  the owning store's handle for COMPRESSED, SWAPPED, SHARED, IMAGE
  *           (slot, tier entry, pool page); 0 otherwise.
  *
  * Synchronization (who may do what to an entry):
@@ -140,7 +140,7 @@ struct ovc_ram;
  * struct ovc_store_ops - a store of page contents, called by the fault engine
  *
  * One store may be registered per non-resident state (COMPRESSED, SWAPPED,
- * SHARED) of a RAM object. The entry's payload is the store's handle.
+ * SHARED, IMAGE) of a RAM object. The entry's payload is the store's handle.
  */
 struct ovc_store_ops {
 	/*

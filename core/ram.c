@@ -244,7 +244,7 @@ int ovc__ram_set_store(struct ovc_ram *ram, unsigned int state,
 		       const struct ovc_store_ops *ops, void *opaque)
 {
 	if (!ram || (state != OVC_PAGE_COMPRESSED && state != OVC_PAGE_SWAPPED &&
-		     state != OVC_PAGE_SHARED))
+		     state != OVC_PAGE_SHARED && state != OVC_PAGE_IMAGE))
 		return -EINVAL;
 	if (ops && (!ops->load || !ops->release))
 		return -EINVAL;

@@ -45,6 +45,7 @@ struct ovc_vm {
 	unsigned int nvcpus;		/* under host->lock */
 	struct ovc_balloon *balloon;	/* under host->lock */
 	struct ovc_pager *pager;	/* under host->lock; freed with the VM */
+	struct ovc_snap *snap;		/* the last restore; under host->lock; freed with the VM */
 };
 
 /**
