@@ -12,6 +12,7 @@ static const char *const state_names[] = {
 	[VM_RUNNING] = "running",
 	[VM_EXITED] = "exited",
 	[VM_CRASHED] = "crashed",
+	[VM_SAVED] = "saved",
 };
 
 static void fmt_size(uint64_t b, char *buf, size_t len)
@@ -47,10 +48,10 @@ static uint64_t guest_report(struct vmm_vm *vm, const char *name, bool *found)
 	return 0;
 }
 
-/* A VM passed when its guest exited 0 and nothing reported lost memory. */
+/* A VM passed when its guest exited 0 (or it was saved) and nothing reported lost memory. */
 static bool vm_ok(struct vmm_vm *vm)
 {
-	return vm->state == VM_EXITED && vm->exit_code == 0 &&
+	return (vm->state == VM_EXITED || vm->state == VM_SAVED) && vm->exit_code == 0 &&
 	       atomic_load(&vm->corrupt_reports) == 0 && guest_report(vm, "corrupt", NULL) == 0;
 }
 
