@@ -173,6 +173,34 @@ struct saver {
 	struct ovc_save_stats st;
 };
 
+/* Whether every page of the run is ZERO or BALLOONED; fills their entries if so. */
+static bool all_holes(struct saver *s, uint64_t gfn, unsigned int n)
+{
+	struct ovc_region *rg = ovc__ram_region_gfn(s->ram, gfn);
+	uint64_t zero = 0, balloon = 0;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t e = atomic_load_explicit(&rg->pt[gfn - rg->gfn0 + i], memory_order_acquire);
+
+		if (e & (OVC_PTE_BUSY | OVC_PTE_POISONED))
+			return false;
+		if (ovc__pte_state(e) == OVC_PAGE_ZERO) {
+			s->ent[i].word = IMG_ZERO;
+			zero++;
+		} else if (ovc__pte_state(e) == OVC_PAGE_BALLOONED) {
+			s->ent[i].word = IMG_BALLOONED;
+			balloon++;
+		} else {
+			return false;
+		}
+		s->ent[i].sum = 0;
+	}
+	s->st.zero_pages += zero;
+	s->st.ballooned_pages += balloon;
+	return true;
+}
+
 /* Save one run of pages taken with a transition; the pages are left as they were. */
 static int save_run(struct saver *s, uint64_t gfn, unsigned int n)
 {
@@ -181,6 +209,13 @@ static int save_run(struct saver *s, uint64_t gfn, unsigned int n)
 	uint64_t slot0 = s->slot;
 	int ret;
 
+	/*
+	 * A run of holes needs no transition: with the writers stopped (the
+	 * save's contract) only ovc moves pages, and no move gives a hole
+	 * contents. A run that has anything else is taken whole.
+	 */
+	if (all_holes(s, gfn, n))
+		goto write_table;
 	ret = ovc__xact_begin(x, s->ram, gfn, n, OVC_XACT_WAIT);
 	if (ret) {
 		ovc__err(s->log, "save: cannot take gfn 0x%llx+%u: %s",
@@ -240,6 +275,7 @@ static int save_run(struct saver *s, uint64_t gfn, unsigned int n)
 		if (ret)
 			return ret;
 	}
+write_table:
 	ret = pwrite_all(s->fd, s->ent, (size_t)n * sizeof(*s->ent),
 			 s->table_off + s->idx * sizeof(*s->ent));
 	if (ret)
