@@ -47,8 +47,10 @@ static void count(struct ovc_ram *ram, enum ovc_fault_kind kind, uint64_t t0)
 /* Return true when the page now refuses every access. */
 static bool poison_page(struct ovc_ram *ram, uintptr_t addr)
 {
+	/* Woken by the caller once the entry says POISONED. */
 	struct uffdio_poison p = {
 		.range = { .start = addr, .len = OVC_PAGE_SIZE },
+		.mode = UFFDIO_POISON_MODE_DONTWAKE,
 	};
 	int ret = ovc__uffd_ioctl(ram, UFFDIO_POISON, &p);
 
@@ -118,6 +120,7 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 		/* Never silently zero: the entry and the stored copy stay. */
 		if (poison_page(ram, addr)) {
 			ovc__pte_unlock(ram, rg, gfn, e | OVC_PTE_POISONED);
+			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		} else {
 			ovc__pte_unlock(ram, rg, gfn, e);
 			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
