@@ -161,6 +161,13 @@ struct ovc_store_ops {
 	 */
 	void (*release)(void *opaque, struct ovc_ram *ram, uint64_t gfn,
 			uint64_t handle);
+	/*
+	 * peek - optional: like load, for a reader that is not the guest (a
+	 * save), so the store keeps none of the bookkeeping it keeps for faults
+	 * (prefetch patterns). NULL: load is used. Same context and returns.
+	 */
+	int (*peek)(void *opaque, struct ovc_ram *ram, uint64_t gfn,
+		    uint64_t handle, void *dst);
 };
 
 /* ovc_fatal_fn is public: see <ovc/core.h>. */
@@ -360,6 +367,8 @@ void ovc__xact_abort(struct ovc_xact *x);
 
 /* Load a non-resident page's contents from its store into @dst (BUSY held). */
 int ovc__ram_store_load(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst);
+/* The same through the store's peek (no fault-side bookkeeping) where it has one. */
+int ovc__ram_store_peek(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst);
 void ovc__ram_store_release(struct ovc_ram *ram, uint64_t gfn, uint64_t e);
 
 /* ------------------------------------------------------------------------ */

@@ -421,6 +421,20 @@ int ovc__ram_store_load(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst
 	return ops->load(ram->stores[st].opaque, ram, gfn, ovc__pte_payload(e), dst);
 }
 
+int ovc__ram_store_peek(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst)
+{
+	unsigned int st = ovc__pte_state(e);
+	const struct ovc_store_ops *ops;
+
+	if (st >= OVC_PAGE_NR_STATES)
+		return -EINVAL;
+	ops = __atomic_load_n(&ram->stores[st].ops, __ATOMIC_ACQUIRE);
+	if (!ops)
+		return -ENOENT;
+	return (ops->peek ? ops->peek : ops->load)(ram->stores[st].opaque, ram, gfn,
+						   ovc__pte_payload(e), dst);
+}
+
 void ovc__ram_store_release(struct ovc_ram *ram, uint64_t gfn, uint64_t e)
 {
 	unsigned int st = ovc__pte_state(e);

@@ -248,7 +248,7 @@ static int save_run(struct saver *s, uint64_t gfn, unsigned int n)
 			/* Write-protected by the transition: stable. */
 			memcpy(dst, ovc__xact_hva(x, i), OVC_PAGE_SIZE);
 		} else {
-			ret = ovc__ram_store_load(s->ram, gfn + i, e, dst);
+			ret = ovc__ram_store_peek(s->ram, gfn + i, e, dst);
 			if (ret) {
 				ovc__err(s->log, "save: contents of gfn 0x%llx (%s) cannot be read: %s; no image written",
 					 (unsigned long long)(gfn + i), ovc_page_state_name((int)st),
@@ -455,6 +455,13 @@ static int snap_load(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t s
 	return 0;
 }
 
+/* A save of a VM still restoring: no prefetch hint. */
+static int snap_peek(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t slot, void *dst)
+{
+	(void)ram;
+	return snap_read_page(opaque, gfn, slot, dst);
+}
+
 /* The page left IMAGE (loaded, streamed, or replaced); called with it BUSY. */
 static void snap_release(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t slot)
 {
@@ -472,6 +479,7 @@ static void snap_release(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64
 static const struct ovc_store_ops snap_ops = {
 	.load = snap_load,
 	.release = snap_release,
+	.peek = snap_peek,
 };
 
 /* ------------------------------------------------------------------------ */

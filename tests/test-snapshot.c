@@ -155,6 +155,7 @@ Test(snapshot, round_trip_every_state)
 	uint64_t *a, *b, i, h;
 	struct ovc_vm *va = make_vm("a", n, &a), *vb = make_vm("b", n, &b);
 	struct ovc_pager *p;
+	struct ovc_pager_stats pst;
 	char app[] = "vcpu state", back[64];
 	size_t back_len = 0;
 
@@ -217,6 +218,12 @@ Test(snapshot, round_trip_every_state)
 	cr_assert_eq(state_of(va, 310), OVC_PAGE_SWAPPED);
 	cr_assert_eq(state_of(va, 360), OVC_PAGE_SHARED);
 	cr_assert_eq(state_of(va, 220), OVC_PAGE_BALLOONED);
+	/* Not even through the pager's prefetcher (it only follows the guest's faults). */
+	usleep(100000);
+	for (i = 300; i < 350; i++)
+		cr_assert_eq(state_of(va, i), OVC_PAGE_SWAPPED, "page %llu", (unsigned long long)i);
+	cr_assert_eq(ovc_pager_get_stats(p, &pst), 0);
+	cr_assert_eq(pst.prefetched, 0);
 
 	cr_assert_eq(ovc_vm_restore(vb, img, back, sizeof(back), &back_len), 0);
 	cr_assert_eq(back_len, sizeof(app));

@@ -477,7 +477,7 @@ static void assert_saved(struct run *r, json_t *vm)
 			 "why: %s; stderr: %s", json_string_value(json_object_get(vm, "why")),
 			 r->err);
 	cr_assert(json_is_true(json_object_get(vm, "ok")));
-	cr_assert_gt(path_int(vm, "saved", "data_pages"), 1000);
+	cr_assert_gt(path_int(vm, "saved", "data_pages"), 10);
 }
 
 /* The restored RAM all came back, by touch or by stream, nothing lost. */
@@ -515,6 +515,7 @@ Test(vmm, save_restore_memtouch, .timeout = 180)
 	vmm_run(&r, save1, 100, 0);
 	vm = vm_at(&r, 0);
 	assert_saved(&r, vm);
+	cr_assert_gt(path_int(vm, "saved", "data_pages"), 1000);
 	run_free(&r);
 
 	/* Restored, runs until SIGTERM, saved again (from a VM still streaming in). */
