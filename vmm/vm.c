@@ -142,6 +142,8 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 		vm_error(vm, "ovc_vm_new", -errno);
 		goto err;
 	}
+	/* Before any page can be lost: a restore's stream checks pages at once. */
+	ovc_vm_set_fatal_handler(vm->ovc, fatal_page, vm);
 	vm->fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
 		vm_error(vm, "KVM_CREATE_VM", -errno);
@@ -189,7 +191,6 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 			goto err;
 		}
 	}
-	ovc_vm_set_fatal_handler(vm->ovc, fatal_page, vm);
 	if (spec->zip) {
 		ret = add_pager(vm);
 		if (ret) {

@@ -122,7 +122,10 @@ OVC_EXPORT OVC_MUST_CHECK int ovc_vm_save(struct ovc_vm *vm, const char *path,
  * truncated, damaged, of another version or another RAM layout (one log
  * line says which); -EMSGSIZE when the blob does not fit @app_cap; -EBUSY
  * while a previous restore of @vm still has IMAGE pages; or the errno of
- * opening or reading the file. Nothing is changed when it fails.
+ * opening or reading the file. Nothing is changed when it fails, with one
+ * exception: when a transition fails while the pages take their saved
+ * states (a hole punch refused), its errno is returned, those pages keep
+ * their old contents and the others are restored (logged).
  * Context: any thread but a fault-engine thread; start the vCPUs after it
  * returns.
  */
