@@ -93,7 +93,7 @@ bool ovc__page_is_zero(const void *page);
  *           touched since: set with ARMED by the sampler, cleared by any
  *           served fault, by the sampler itself (a hint, atomic AND).
  *           Independent of ACCESSED, which the pager's CLOCK hand clears.
- *  payload  the owning store's handle for COMPRESSED, SWAPPED and SHARED
+ *  payload  the owning store's handle for COMPRESSED, SWAPPED, SHARED, IMAGE
  *           (slot, tier entry, pool page); 0 otherwise.
  *
  * Synchronization (who may do what to an entry):
@@ -157,7 +157,7 @@ struct ovc_ram;
  * struct ovc_store_ops - a store of page contents, called by the fault engine
  *
  * One store may be registered per non-resident state (COMPRESSED, SWAPPED,
- * SHARED) of a RAM object. The entry's payload is the store's handle.
+ * SHARED, IMAGE) of a RAM object. The entry's payload is the store's handle.
  */
 struct ovc_store_ops {
 	/*
@@ -178,6 +178,13 @@ struct ovc_store_ops {
 	 */
 	void (*release)(void *opaque, struct ovc_ram *ram, uint64_t gfn,
 			uint64_t handle);
+	/*
+	 * peek - optional: like load, for a reader that is not the guest (a
+	 * save), so the store keeps none of the bookkeeping it keeps for faults
+	 * (prefetch patterns). NULL: load is used. Same context and returns.
+	 */
+	int (*peek)(void *opaque, struct ovc_ram *ram, uint64_t gfn,
+		    uint64_t handle, void *dst);
 };
 
 /* ovc_fatal_fn is public: see <ovc/core.h>. */
@@ -434,6 +441,8 @@ void ovc__xact_abort(struct ovc_xact *x);
 
 /* Load a non-resident page's contents from its store into @dst (BUSY held). */
 int ovc__ram_store_load(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst);
+/* The same through the store's peek (no fault-side bookkeeping) where it has one. */
+int ovc__ram_store_peek(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst);
 void ovc__ram_store_release(struct ovc_ram *ram, uint64_t gfn, uint64_t e);
 
 /* ------------------------------------------------------------------------ */

@@ -47,6 +47,7 @@ static void count(struct ovc_ram *ram, enum ovc_fault_kind kind, uint64_t t0)
 /* Return true when the page now refuses every access. */
 static bool poison_page(struct ovc_ram *ram, uintptr_t addr)
 {
+	/* Woken by the caller once the entry says POISONED. */
 	struct uffdio_poison p = {
 		.range = { .start = addr, .len = OVC_PAGE_SIZE },
 		/* Woken by the caller once the entry says POISONED. */

@@ -259,7 +259,7 @@ int ovc__ram_set_store(struct ovc_ram *ram, unsigned int state,
 		       const struct ovc_store_ops *ops, void *opaque)
 {
 	if (!ram || (state != OVC_PAGE_COMPRESSED && state != OVC_PAGE_SWAPPED &&
-		     state != OVC_PAGE_SHARED))
+		     state != OVC_PAGE_SHARED && state != OVC_PAGE_IMAGE))
 		return -EINVAL;
 	if (ops && (!ops->load || !ops->release))
 		return -EINVAL;
@@ -481,6 +481,20 @@ int ovc__ram_store_load(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst
 	if (!ops)
 		return -ENOENT;
 	return ops->load(ram->stores[st].opaque, ram, gfn, ovc__pte_payload(e), dst);
+}
+
+int ovc__ram_store_peek(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst)
+{
+	unsigned int st = ovc__pte_state(e);
+	const struct ovc_store_ops *ops;
+
+	if (st >= OVC_PAGE_NR_STATES)
+		return -EINVAL;
+	ops = __atomic_load_n(&ram->stores[st].ops, __ATOMIC_ACQUIRE);
+	if (!ops)
+		return -ENOENT;
+	return (ops->peek ? ops->peek : ops->load)(ram->stores[st].opaque, ram, gfn,
+						   ovc__pte_payload(e), dst);
 }
 
 void ovc__ram_store_release(struct ovc_ram *ram, uint64_t gfn, uint64_t e)

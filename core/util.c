@@ -64,6 +64,7 @@ OVC_EXPORT const char *ovc_page_state_name(int state)
 		[OVC_PAGE_SHARED] = "shared",
 		[OVC_PAGE_COMPRESSED] = "compressed",
 		[OVC_PAGE_SWAPPED] = "swapped",
+		[OVC_PAGE_IMAGE] = "image",
 	};
 
 	if (state < 0 || state >= OVC_PAGE_NR_STATES)

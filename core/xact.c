@@ -198,7 +198,7 @@ static bool holds_store_handle(uint64_t e)
 	unsigned int st = ovc__pte_state(e);
 
 	return st == OVC_PAGE_COMPRESSED || st == OVC_PAGE_SWAPPED ||
-	       st == OVC_PAGE_SHARED;
+	       st == OVC_PAGE_SHARED || st == OVC_PAGE_IMAGE;
 }
 
 static int punch_run(struct ovc_xact *x, unsigned int first, unsigned int n)

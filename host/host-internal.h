@@ -53,6 +53,7 @@ struct ovc_vm {
 	struct ovc_vm_targets targets;	/* under host->lock; the schedulers' last plan */
 	struct ovc_wss_snap wss;	/* under host->lock; the working-set sampler's */
 	struct ovc_wss_sampler *wss_sampler; /* under host->lock; NULL: not sampling */
+	struct ovc_snap *snap;		/* the last restore; under host->lock; freed with the VM */
 };
 
 /**

@@ -411,11 +411,13 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 
 	/* The pager's own thread takes transitions: it stops while the RAM lives. */
 	ovc__pager_stop(vm->pager);
+	ovc__snap_stop(vm->snap);
 	ovc__fault_engine_detach(host->engine, vm->ram);
 	ovc__ram_destroy(vm->ram);
 	/* After the RAM: no entry and no fault refer to its stores any more. */
 	ovc__pager_destroy(vm->pager);
 	ovc__wss_free(vm->wss_sampler);
+	ovc__snap_destroy(vm->snap);
 	free(vm);
 	return 0;
 }

@@ -61,4 +61,12 @@ void ovc__pager_stop(struct ovc_pager *p);
 /* Only once the RAM it served is gone (nothing refers to its stores). */
 void ovc__pager_destroy(struct ovc_pager *p);
 
+/*
+ * A lazy restore (pager/snapshot.c): stop its streaming thread before the
+ * RAM goes (it takes transitions); destroy it once the RAM is gone.
+ */
+struct ovc_snap;
+void ovc__snap_stop(struct ovc_snap *s);
+void ovc__snap_destroy(struct ovc_snap *s);
+
 #endif /* OVC_PAGER_INTERNAL_H */

@@ -63,6 +63,14 @@ static int pf_load(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t han
 	return ret;
 }
 
+/* A read that is not the guest's (a save): no prefetch pattern. */
+static int pf_peek(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t handle, void *dst)
+{
+	struct ovc_pager *p = opaque;
+
+	return ovc__swapfile_ops.load(p->swap, ram, gfn, handle, dst);
+}
+
 static void pf_release(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t handle)
 {
 	struct ovc_pager *p = opaque;
@@ -229,6 +237,7 @@ struct ovc_pager *ovc__pager_new(struct ovc_ram *ram, const struct ovc_log *log,
 	if (p->swap) {
 		p->swap_ops.load = pf_load;
 		p->swap_ops.release = pf_release;
+		p->swap_ops.peek = pf_peek;
 		ret = -ovc__ram_set_store(ram, OVC_PAGE_SWAPPED, &p->swap_ops, p);
 		if (ret)
 			goto err_unset;

@@ -528,6 +528,131 @@ Test(vmm, wss_estimates_memtouch, .timeout = 120)
 	run_free(&r);
 }
 
+/* A directory for images that outlives one ovc-vmm run. */
+static void image_dir(char *dir, size_t len, char *img, size_t imglen)
+{
+	snprintf(dir, len, "/tmp/ovc-test-vmm-img-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(img, imglen, "%s/vm.img", dir);
+}
+
+static void image_dir_free(const char *dir, const char *img)
+{
+	char other[160];
+
+	unlink(img);
+	snprintf(other, sizeof(other), "%s/vm2.img", dir);
+	unlink(other);
+	rmdir(dir);
+}
+
+/* The run ended in a save: state "saved", exit 0, an image with contents. */
+static void assert_saved(struct run *r, json_t *vm)
+{
+	cr_assert_eq(r->status, 0, "exit %d; stderr: %s", r->status, r->err);
+	cr_assert_str_eq(json_string_value(json_object_get(vm, "state")), "saved",
+			 "why: %s; stderr: %s", json_string_value(json_object_get(vm, "why")),
+			 r->err);
+	cr_assert(json_is_true(json_object_get(vm, "ok")));
+	cr_assert_gt(path_int(vm, "saved", "data_pages"), 10);
+}
+
+/* The restored RAM all came back, by touch or by stream, nothing lost. */
+static void assert_restored(json_t *vm)
+{
+	json_int_t data = path_int(vm, "restore", "data_pages");
+
+	cr_assert_gt(data, 1000);
+	cr_assert_eq(path_int(vm, "restore", "lazy") + path_int(vm, "restore", "streamed"), data);
+	cr_assert_eq(path_int(vm, "restore", "checksum_failures"), 0);
+	cr_assert_eq(path_int(vm, "restore", "remaining"), 0);
+	cr_assert_gt(path_int(vm, "restore", "resident_ns"), 0);
+}
+
+/*
+ * memtouch runs, is saved at --seconds, and restored in a new process where it
+ * goes on; then again with a pager (pages COMPRESSED and SWAPPED at the save),
+ * saved on SIGTERM this time. Its oracle checks every page across both.
+ */
+Test(vmm, save_restore_memtouch, .timeout = 180)
+{
+	char dir[64], img[128], img2[128], vmspec[160];
+	const char *save1[] = { "--vm", vmspec, "--seconds", "2", "--save", img, NULL };
+	const char *resave[] = { "--vm", vmspec, "--restore", img, "--save", img2, NULL };
+	const char *restore[] = { "--vm", vmspec, "--restore", img2, "--seconds", "2", NULL };
+	struct run r;
+	json_t *vm;
+
+	need_kvm();
+	image_dir(dir, sizeof(dir), img, sizeof(img));
+	snprintf(img2, sizeof(img2), "%s/vm2.img", dir);
+	snprintf(vmspec, sizeof(vmspec),
+		 "name=s,mem=64M,vcpus=2,guest=memtouch,args=size=32M write=50,zip=4M,resident=20M");
+
+	vmm_run(&r, save1, 100, 0);
+	vm = vm_at(&r, 0);
+	assert_saved(&r, vm);
+	cr_assert_gt(path_int(vm, "saved", "data_pages"), 1000);
+	run_free(&r);
+
+	/* Restored, runs until SIGTERM, saved again (from a VM still streaming in). */
+	vmm_run(&r, resave, 100, 1500);
+	vm = vm_at(&r, 0);
+	assert_saved(&r, vm);
+	cr_assert_gt(path_int(vm, "restore", "data_pages"), 1000);
+	cr_assert_eq(path_int(vm, "restore", "checksum_failures"), 0);
+	run_free(&r);
+
+	vm = run_ok(&r, restore);
+	assert_restored(vm);
+	cr_assert_eq(report(vm, "corrupt"), 0);
+	cr_assert_gt(report(vm, "verified_pages"), 8192);
+	cr_assert_eq(path_int(json_object_get(vm, "mem"), "faults", "error"), 0);
+	cr_assert(strstr(r.out, "restored from"), "%s", r.out);
+	run_free(&r);
+	image_dir_free(dir, img);
+}
+
+/* A page damaged in the image stops the restored VM with the page named: never zeros. */
+Test(vmm, restore_damaged_image, .timeout = 120)
+{
+	char dir[64], img[128];
+	const char *save1[] = {
+		"--vm", "name=d,mem=16M,guest=memtouch,args=size=8M", "--seconds", "1",
+		"--save", img, NULL,
+	};
+	const char *restore[] = {
+		"--vm", "name=d,mem=16M,guest=memtouch,args=size=8M", "--seconds", "2",
+		"--restore", img, NULL,
+	};
+	struct run r;
+	json_t *vm;
+	unsigned char c;
+	int fd;
+
+	need_kvm();
+	image_dir(dir, sizeof(dir), img, sizeof(img));
+	vmm_run(&r, save1, 100, 0);
+	assert_saved(&r, vm_at(&r, 0));
+	run_free(&r);
+	/* The last stored page (the table is 16 bytes per page of 16M, data follows). */
+	fd = open(img, O_RDWR);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &c, 1, 4096 + 4096 * 16 + 123), 1);
+	c ^= 0xff;
+	cr_assert_eq(pwrite(fd, &c, 1, 4096 + 4096 * 16 + 123), 1);
+	close(fd);
+	vmm_run(&r, restore, 100, 0);
+	cr_assert_eq(r.status, 1, "exit %d; stderr: %s", r.status, r.err);
+	vm = vm_at(&r, 0);
+	cr_assert_str_eq(json_string_value(json_object_get(vm, "state")), "crashed");
+	cr_assert(strstr(json_string_value(json_object_get(vm, "why")), "lost"), "%s",
+		  json_string_value(json_object_get(vm, "why")));
+	cr_assert_geq(path_int(vm, "restore", "checksum_failures"), 1);
+	run_free(&r);
+	image_dir_free(dir, img);
+}
+
 /* SIGTERM asks the guests to finish; they run their final checks and exit. */
 Test(vmm, sigterm_finishes_guests, .timeout = 120)
 {
@@ -601,6 +726,14 @@ static struct bad_cli bad_clis[] = {
 	  "cannot run with a pager" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch,zip=1K" }, "zip '1K' is not a size" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--seed", "x" }, "--seed 'x' is not a number" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,devices=rng", "--save", "/tmp/x.img" },
+	  "'rng' keeps state that cannot be saved" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,devices=balloon", "--restore", "/tmp/x.img" },
+	  "'balloon' keeps state that cannot be saved" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--vm", "name=b,mem=8M,guest=memtouch",
+	    "--save", "/tmp/x.img" }, "exactly one --vm" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--chaos", "100", "--restore", "/tmp/x.img" },
+	  "--chaos cannot run with --save or --restore" },
 };
 
 ParameterizedTestParameters(vmm, bad_command_line)

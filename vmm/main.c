@@ -79,10 +79,17 @@ static void run(struct vmm *vmm, int sfd)
 			vmm_balloon_schedule(vmm->vms[i], (double)(vmm_now_ns() - start) / 1e9);
 			vmm_vm_enforce_resident(vmm->vms[i]);
 			vmm_vm_sample(vmm->vms[i]);
+			vmm_vm_restore_progress(vmm->vms[i]);
 		}
 		sig = wait_event(vmm, sfd, grace_end ? grace_end : deadline);
 		if (sig && grace_end) {
 			forced = true;	/* a second signal: stop now */
+			break;
+		}
+		if (!grace_end && o->save && (sig || (deadline && vmm_now_ns() >= deadline))) {
+			/* Pause here and write the VMs out instead of letting them finish. */
+			for (i = 0; i < vmm->nvms; i++)
+				vmm_vm_save(vmm->vms[i], o->save);
 			break;
 		}
 		if (!grace_end && (sig || (deadline && vmm_now_ns() >= deadline))) {
@@ -164,6 +171,12 @@ int main(int argc, char **argv)
 	/* A VM that failed to start stops the rest: none of them is left waited for. */
 	for (; i < vmm.nvms; i++)
 		vmm_vm_finish(vmm.vms[i], VM_CRASHED, 3, "not started");
+	for (i = 0; i < vmm.nvms && opts.restore; i++) {
+		if (!opts.quiet && vmm.vms[i]->started_ns)
+			printf("vm %s: restored from %s: running %.1f ms after the restore began\n",
+			       opts.vms[i].name, opts.restore,
+			       (double)(vmm.vms[i]->started_ns - vmm.vms[i]->restore_t0) / 1e6);
+	}
 	fflush(stdout);
 	run(&vmm, sfd);
 
@@ -174,6 +187,11 @@ int main(int argc, char **argv)
 			vmm_print_result(vmm.vms[i], stdout);
 		if (!vmm_vm_ok(vmm.vms[i]))
 			status = 1;
+		if (opts.save && vmm.vms[i]->state != VM_SAVED) {
+			fprintf(stderr, "ovc-vmm: vm %s: not saved to %s: it ended before the save\n",
+				opts.vms[i].name, opts.save);
+			status = 1;
+		}
 	}
 	if (opts.json && vmm_write_json(&vmm, opts.json)) {
 		fprintf(stderr, "ovc-vmm: cannot write %s\n", opts.json);

@@ -45,6 +45,11 @@ void vmm_usage(FILE *out)
 "  --fault-threads N   libovc fault-engine threads (default 2)\n"
 "  --balloon-step SIZE the most a balloon's target moves per tick (1 s; default 64M)\n"
 "  --swap-dir DIR      where pagers' swap files go (default: --log-dir)\n"
+"  --save FILE         at the end of the run (--seconds, or SIGINT/SIGTERM) pause\n"
+"                      the VM and write it (RAM, vCPUs, irqchip) to FILE, then\n"
+"                      exit; one --vm, no virtio devices\n"
+"  --restore FILE      start the VM from FILE (its RAM loads lazily) instead of\n"
+"                      booting its guest; the --vm must match the saved one\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --quiet             no per-VM lines on stdout\n"
 "  --help              this text\n"
@@ -372,7 +377,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
-	OPT_BALLOON_STEP, OPT_SWAP_DIR,
+	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE,
 };
 
 static const struct option long_opts[] = {
@@ -389,6 +394,8 @@ static const struct option long_opts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "balloon-step", required_argument, NULL, OPT_BALLOON_STEP },
 	{ "swap-dir", required_argument, NULL, OPT_SWAP_DIR },
+	{ "save", required_argument, NULL, OPT_SAVE },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -475,6 +482,15 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 		case OPT_SWAP_DIR:
 			o->swap_dir = optarg;
 			break;
+		case OPT_SAVE:
+		case OPT_RESTORE:
+			if (!*optarg) {
+				fprintf(err, "ovc-vmm: --%s needs a file name\n",
+					c == OPT_SAVE ? "save" : "restore");
+				return -EINVAL;
+			}
+			*(c == OPT_SAVE ? &o->save : &o->restore) = optarg;
+			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {
 				fprintf(err, "ovc-vmm: --balloon-step '%s' is not a size of at least 4K\n",
@@ -517,6 +533,19 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 				" (memtouch, dupfill, cpuburn, or a path to an ELF)");
 			return -EINVAL;
 		}
+	}
+	if ((o->save || o->restore) && o->nvms != 1) {
+		fprintf(err, "ovc-vmm: --save and --restore take exactly one --vm\n");
+		return -EINVAL;
+	}
+	if ((o->save || o->restore) && o->vms[0].ndevices) {
+		fprintf(err, "ovc-vmm: vm %s: --save/--restore: its virtio device '%s' keeps state that cannot be saved\n",
+			o->vms[0].name, o->vms[0].devices[0]);
+		return -EINVAL;
+	}
+	if ((o->save || o->restore) && o->chaos_rate) {
+		fprintf(err, "ovc-vmm: --chaos cannot run with --save or --restore\n");
+		return -EINVAL;
 	}
 	if (!o->host_mem)
 		o->host_mem = machine;

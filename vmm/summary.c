@@ -12,6 +12,7 @@ static const char *const state_names[] = {
 	[VM_RUNNING] = "running",
 	[VM_EXITED] = "exited",
 	[VM_CRASHED] = "crashed",
+	[VM_SAVED] = "saved",
 };
 
 static void fmt_size(uint64_t b, char *buf, size_t len)
@@ -47,10 +48,10 @@ static uint64_t guest_report(struct vmm_vm *vm, const char *name, bool *found)
 	return 0;
 }
 
-/* A VM passed when its guest exited 0 and nothing reported lost memory. */
+/* A VM passed when its guest exited 0 (or it was saved) and nothing reported lost memory. */
 static bool vm_ok(struct vmm_vm *vm)
 {
-	return vm->state == VM_EXITED && vm->exit_code == 0 &&
+	return (vm->state == VM_EXITED || vm->state == VM_SAVED) && vm->exit_code == 0 &&
 	       atomic_load(&vm->corrupt_reports) == 0 && guest_report(vm, "corrupt", NULL) == 0;
 }
 
@@ -190,6 +191,39 @@ static json_t *balloon_json(struct ovc_balloon *b)
 	return o;
 }
 
+/* --save: what went into the image; --restore: how the RAM came back. */
+static void snapshot_json(struct vmm_vm *vm, json_t *o)
+{
+	struct ovc_restore_stats rs;
+	json_t *s;
+
+	if (vm->state == VM_SAVED && vm->saved.pages) {
+		s = json_object();
+		json_object_set_new(s, "pages", json_integer((json_int_t)vm->saved.pages));
+		json_object_set_new(s, "data_pages", json_integer((json_int_t)vm->saved.data_pages));
+		json_object_set_new(s, "zero_pages", json_integer((json_int_t)vm->saved.zero_pages));
+		json_object_set_new(s, "ballooned_pages",
+				    json_integer((json_int_t)vm->saved.ballooned_pages));
+		json_object_set_new(s, "file_bytes", json_integer((json_int_t)vm->saved.file_bytes));
+		json_object_set_new(s, "ns", json_integer((json_int_t)vm->saved.ns));
+		json_object_set_new(o, "saved", s);
+	}
+	if (!vm->restored || ovc_vm_restore_get_stats(vm->ovc, &rs))
+		return;
+	s = json_object();
+	json_object_set_new(s, "first_instruction_ns",
+			    json_integer((json_int_t)(vm->started_ns - vm->restore_t0)));
+	json_object_set_new(s, "resident_ns", json_integer((json_int_t)rs.resident_ns));
+	json_object_set_new(s, "data_pages", json_integer((json_int_t)rs.data_pages));
+	json_object_set_new(s, "lazy", json_integer((json_int_t)rs.lazy));
+	json_object_set_new(s, "streamed", json_integer((json_int_t)rs.streamed));
+	json_object_set_new(s, "prefetched", json_integer((json_int_t)rs.prefetched));
+	json_object_set_new(s, "checksum_failures",
+			    json_integer((json_int_t)rs.checksum_failures));
+	json_object_set_new(s, "remaining", json_integer((json_int_t)rs.remaining));
+	json_object_set_new(o, "restore", s);
+}
+
 static json_t *vm_json(struct vmm_vm *vm)
 {
 	json_t *o = json_object(), *vcpus = json_array(), *rep = json_object();
@@ -236,6 +270,7 @@ static json_t *vm_json(struct vmm_vm *vm)
 	json_object_set_new(o, "host_bytes_at_ballooned_max",
 			    json_integer((json_int_t)vm->host_bytes_at_ballooned_max));
 	json_object_set_new(o, "devices", devices_json(vm));
+	snapshot_json(vm, o);
 	if (vm->balloon)
 		json_object_set_new(o, "balloon", balloon_json(vm->balloon));
 	if (vm->pager) {

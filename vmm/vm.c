@@ -72,7 +72,7 @@ static int create_vcpu(struct vmm_vm *vm, unsigned int i)
 	ret = vmm_boot_vcpu(vm, v);
 	if (ret)
 		return ret;
-	if (i == 0) {
+	if (i == 0 && !vm->vmm->opts->restore) {
 		struct ovc_guest_boot *boot = vmm_gpa(vm, OVC_GUEST_BOOT_GPA, sizeof(*boot));
 		int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 
@@ -142,6 +142,8 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 		vm_error(vm, "ovc_vm_new", -errno);
 		goto err;
 	}
+	/* Before any page can be lost: a restore's stream checks pages at once. */
+	ovc_vm_set_fatal_handler(vm->ovc, fatal_page, vm);
 	vm->fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
 		vm_error(vm, "KVM_CREATE_VM", -errno);
@@ -157,12 +159,16 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 		vm_error(vm, "guest RAM", ret);
 		goto err;
 	}
-	ret = vmm_load_guest(vm, spec->guest_path, err, sizeof(err));
+	/* A restored guest is in its RAM image, boot structures and all. */
+	if (vmm->opts->restore)
+		ret = vmm_vm_restore_ram(vm, vmm->opts->restore, err, sizeof(err));
+	else
+		ret = vmm_load_guest(vm, spec->guest_path, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "ovc-vmm: vm %s: %s\n", spec->name, err);
 		goto err;
 	}
-	ret = vmm_setup_irqchip(vm);
+	ret = vmm->opts->restore ? 0 : vmm_setup_irqchip(vm);
 	if (ret) {
 		vm_error(vm, "IOAPIC", ret);
 		goto err;
@@ -174,8 +180,10 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 			goto err;
 		}
 	}
-	((struct ovc_guest_boot *)vmm_gpa(vm, OVC_GUEST_BOOT_GPA,
-					   sizeof(struct ovc_guest_boot)))->virtio_mmio_count = vm->ndevs;
+	if (!vmm->opts->restore)
+		((struct ovc_guest_boot *)vmm_gpa(vm, OVC_GUEST_BOOT_GPA,
+						   sizeof(struct ovc_guest_boot)))->virtio_mmio_count =
+			vm->ndevs;
 	for (i = 0; i < spec->vcpus; i++) {
 		ret = create_vcpu(vm, i);
 		if (ret) {
@@ -183,7 +191,6 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 			goto err;
 		}
 	}
-	ovc_vm_set_fatal_handler(vm->ovc, fatal_page, vm);
 	if (spec->zip) {
 		ret = add_pager(vm);
 		if (ret) {
@@ -205,6 +212,13 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 		fprintf(stderr, "ovc-vmm: vm %s: cannot open %s: %s\n", spec->name,
 			vm->serial_path, strerror(-ret));
 		goto err;
+	}
+	if (vm->restored) {
+		ret = vmm_vm_restore_cpus(vm, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "ovc-vmm: vm %s: %s\n", spec->name, err);
+			goto err;
+		}
 	}
 	return vm;
 err:
@@ -416,6 +430,7 @@ int vmm_vm_destroy(struct vmm_vm *vm)
 	chaos_destroy(vm->chaos);
 	vmm_serial_fini(&vm->serial);
 	pthread_mutex_destroy(&vm->lock);
+	free(vm->restored);
 	free(vm);
 	return ret;
 }

@@ -25,6 +25,7 @@
 
 struct vmm;
 struct vmm_vm;
+struct saved_vm;
 
 static inline uint64_t vmm_now_ns(void)
 {
@@ -70,6 +71,8 @@ struct vmm_opts {
 	unsigned int fault_threads;
 	uint64_t balloon_step;		/* 0: libovc's default */
 	const char *swap_dir;		/* where pagers put swap files */
+	const char *save;		/* --save: image written at the end of the run */
+	const char *restore;		/* --restore: image the VM starts from */
 	bool quiet;
 };
 
@@ -119,6 +122,7 @@ enum vmm_vm_state {
 	VM_RUNNING = 0,
 	VM_EXITED,			/* the guest wrote EXIT */
 	VM_CRASHED,			/* exception, triple fault, KVM error */
+	VM_SAVED,			/* paused and written to --save */
 };
 
 /** struct vmm_report - a named counter a guest sent */
@@ -158,6 +162,10 @@ struct vmm_vm {
 	struct chaos *chaos;
 	struct chaos_result chaos_res;	/* when chaos stopped */
 	uint64_t started_ns, ended_ns;
+	struct ovc_save_stats saved;		/* --save: what was written */
+	struct saved_vm *restored;		/* --restore: the machine state read */
+	uint64_t restore_t0;			/* when the restore began */
+	bool resident_reported;			/* the fully-resident line was printed */
 
 	pthread_mutex_t lock;		/* protects state, exit_code, why, reports */
 	enum vmm_vm_state state;
@@ -218,6 +226,12 @@ void vmm_balloon_schedule(struct vmm_vm *vm, double elapsed);
 /* vcpu.c */
 void *vmm_vcpu_thread(void *arg);
 void vmm_vcpu_kick(struct vmm_vcpu *vcpu);
+
+/* snapshot.c: --save and --restore */
+int vmm_vm_save(struct vmm_vm *vm, const char *path);
+int vmm_vm_restore_ram(struct vmm_vm *vm, const char *path, char *err, size_t errlen);
+int vmm_vm_restore_cpus(struct vmm_vm *vm, char *err, size_t errlen);
+void vmm_vm_restore_progress(struct vmm_vm *vm);
 
 /* summary.c */
 void vmm_print_start(struct vmm_vm *vm, FILE *out);

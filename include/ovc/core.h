@@ -27,6 +27,8 @@ extern "C" {
  * @OVC_PAGE_SHARED: in a sharing-pool page (dedup).
  * @OVC_PAGE_COMPRESSED: in the compressed tier.
  * @OVC_PAGE_SWAPPED: in a swap-file slot.
+ * @OVC_PAGE_IMAGE: in a saved image being restored lazily (ovc_vm_restore()):
+ *	read from the file on first touch or by the restore's streaming thread.
  *
  * ZERO is 0 so that a page table that was never written reads as all holes.
  */
@@ -37,6 +39,7 @@ enum ovc_page_state {
 	OVC_PAGE_SHARED = 3,
 	OVC_PAGE_COMPRESSED = 4,
 	OVC_PAGE_SWAPPED = 5,
+	OVC_PAGE_IMAGE = 6,
 	OVC_PAGE_NR_STATES
 };
 
