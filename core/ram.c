@@ -70,6 +70,8 @@ struct ovc_ram *ovc__ram_new(const struct ovc_log *log)
 		ret = -ret;
 		goto err_close_uffd;
 	}
+	/* Only shared pages need it (to see a copy-on-write): optional. */
+	ram->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	return ram;
 
 err_close_uffd:
@@ -95,6 +97,8 @@ void ovc__ram_destroy(struct ovc_ram *ram)
 		close(rg->memfd);
 	}
 	close(ram->uffd);
+	if (ram->pagemap_fd >= 0)
+		close(ram->pagemap_fd);
 	pthread_mutex_destroy(&ram->lock);
 	free(ram);
 }
@@ -406,6 +410,90 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		      (off_t)(npages << OVC_PAGE_SHIFT)) < 0)
 		return -errno;
 	return 0;
+}
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_FILE (1ULL << 61)	/* file page or shared anonymous: not a private copy */
+
+static int register_page(struct ovc_ram *ram, uintptr_t addr, __u64 mode)
+{
+	struct uffdio_register reg = {
+		.range = { .start = addr, .len = OVC_PAGE_SIZE },
+		.mode = mode,
+	};
+
+	return ioctl(ram->uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+}
+
+int ovc__ram_map_own(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+		     const void *fill)
+{
+	uint8_t *addr = ovc__region_hva(rg, gfn);
+	off_t off = (off_t)((gfn - rg->gfn0) << OVC_PAGE_SHIFT);
+	void *p;
+	int ret;
+
+	if (fill && pwrite(rg->memfd, fill, OVC_PAGE_SIZE, off) != (ssize_t)OVC_PAGE_SIZE)
+		return errno ? -errno : -EIO;
+	/* The same flags as the range's mapping: the kernel merges it back in. */
+	p = mmap(addr, OVC_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_NORESERVE | MAP_FIXED, rg->memfd, off);
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, OVC_PAGE_SIZE, MADV_DONTFORK);
+	madvise(p, OVC_PAGE_SIZE, MADV_NOHUGEPAGE);
+	ret = register_page(ram, (uintptr_t)p, UFFDIO_REGISTER_MODE_MISSING |
+			    UFFDIO_REGISTER_MODE_WP);
+	/* The contents are in place either way: only faults would go unserved. */
+	if (ret)
+		ovc__err(ram->log, "remap gfn 0x%llx: userfaultfd register: %s",
+			 (unsigned long long)gfn, strerror(-ret));
+	return 0;
+}
+
+int ovc__ram_map_foreign(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+			 int fd, uint64_t off)
+{
+	uint8_t *addr = ovc__region_hva(rg, gfn);
+	uint8_t *copy;
+	uint64_t pm;
+	void *p;
+	int ret, r;
+
+	if (ram->pagemap_fd < 0)
+		return -EOPNOTSUPP;
+	p = mmap(addr, OVC_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return -errno;	/* nothing was replaced */
+	madvise(p, OVC_PAGE_SIZE, MADV_DONTFORK);
+	madvise(p, OVC_PAGE_SIZE, MADV_NOHUGEPAGE);
+	ret = register_page(ram, (uintptr_t)p, UFFDIO_REGISTER_MODE_WP);
+	if (!ret && madvise(p, OVC_PAGE_SIZE, MADV_POPULATE_READ) < 0)
+		ret = -errno;
+	if (!ret)
+		ret = ovc__uffd_wp(ram, (uintptr_t)p, OVC_PAGE_SIZE, true);
+	if (!ret && pread(ram->pagemap_fd, &pm, sizeof(pm),
+			  (off_t)((uintptr_t)p / OVC_PAGE_SIZE * sizeof(pm))) != sizeof(pm))
+		ret = errno ? -errno : -EIO;
+	if (!ret && (pm & (PM_PRESENT | PM_FILE)) == (PM_PRESENT | PM_FILE))
+		return 0;
+	/*
+	 * Failed, or a writer came through before the protection: what the
+	 * guest sees now is the truth (the pool page, or its private copy).
+	 */
+	if (!ret)
+		ret = -EAGAIN;
+	copy = aligned_alloc(OVC_PAGE_SIZE, OVC_PAGE_SIZE);
+	if (!copy)
+		OVC_BUG("no memory to restore gfn 0x%llx", (unsigned long long)gfn);
+	memcpy(copy, p, OVC_PAGE_SIZE);
+	r = ovc__ram_map_own(ram, rg, gfn, copy);
+	free(copy);
+	if (r)
+		OVC_BUG("gfn 0x%llx: cannot restore guest RAM mapping: %s",
+			(unsigned long long)gfn, strerror(-r));
+	return ret;
 }
 
 int ovc__ram_store_load(struct ovc_ram *ram, uint64_t gfn, uint64_t e, void *dst)

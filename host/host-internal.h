@@ -14,6 +14,7 @@
 #include "core/core-internal.h"
 #include "balloon/balloon-internal.h"
 #include "pager/pager-internal.h"
+#include "dedup/dedup-internal.h"
 
 /*
  * typedef ovc_tick_fn - work the manager thread runs each tick, after the
@@ -45,6 +46,7 @@ struct ovc_vm {
 	unsigned int nvcpus;		/* under host->lock */
 	struct ovc_balloon *balloon;	/* under host->lock */
 	struct ovc_pager *pager;	/* under host->lock; freed with the VM */
+	struct ovc_dedup_member *dedup;	/* under host->lock; freed with the VM */
 };
 
 /**
@@ -94,6 +96,7 @@ struct ovc_host {
 	pthread_cond_t mgr_cond;
 	bool mgr_stop;
 	_Atomic uint64_t ticks;		/* ATOMIC */
+	struct ovc_dedup *dedup;	/* under @lock; set once, freed with the host */
 };
 
 /* The VM's guest memory, for mechanisms and tests. */

@@ -10,5 +10,6 @@
 #include <ovc/virtio.h>
 #include <ovc/balloon.h>
 #include <ovc/pager.h>
+#include <ovc/dedup.h>
 
 #endif /* OVC_OVC_H */
