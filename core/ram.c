@@ -466,8 +466,8 @@ int ovc__ram_map_foreign(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gf
 		 MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
 	if (p == MAP_FAILED)
 		return -errno;	/* nothing was replaced */
+	/* Like guest RAM, never in a child. (One page of a file: no huge page.) */
 	madvise(p, OVC_PAGE_SIZE, MADV_DONTFORK);
-	madvise(p, OVC_PAGE_SIZE, MADV_NOHUGEPAGE);
 	ret = register_page(ram, (uintptr_t)p, UFFDIO_REGISTER_MODE_WP);
 	if (!ret && madvise(p, OVC_PAGE_SIZE, MADV_POPULATE_READ) < 0)
 		ret = -errno;

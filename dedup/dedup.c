@@ -882,7 +882,15 @@ struct ovc_dedup *ovc__dedup_new(const struct ovc_log *log, const struct ovc_ded
 	pthread_mutex_init(&d->scan_lock, NULL);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->thr_lock, NULL);
-	pthread_cond_init(&d->thr_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* The budget's sleeps are timed on CLOCK_MONOTONIC. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->thr_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	if (getrandom(&d->salt, sizeof(d->salt), 0) != sizeof(d->salt))
 		d->salt = ovc__now_ns() * 0x9e3779b97f4a7c15ULL;
 
