@@ -294,7 +294,9 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 /*
  * Shared pages (dedup) are mapped over the guest range page by page:
  *
- * ovc__ram_map_foreign - map page @off of @fd MAP_PRIVATE over @gfn, registered
+ * Both work on a run of @npages pages from @gfn (one mmap, one registration).
+ *
+ * ovc__ram_map_foreign - map the pages at @off of @fd MAP_PRIVATE over @gfn, registered
  * with the uffd for write-protection only and write-protected, so a write
  * faults to the engine (which breaks the share) and the kernel could at most
  * copy-on-write, never change @fd. The page is BUSY and write-protected in
@@ -309,9 +311,9 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
  * Both: page BUSY, called by core only (transitions, fault engine).
  */
 int ovc__ram_map_foreign(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
-			 int fd, uint64_t off);
+			 unsigned int npages, int fd, uint64_t off);
 int ovc__ram_map_own(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
-		     const void *fill);
+		     unsigned int npages, const void *fill);
 
 /* ------------------------------------------------------------------------ */
 /* Transitions: how every mechanism changes page states. */

@@ -155,7 +155,7 @@ static void break_share(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn
 
 	/* Reading the pool page through the guest mapping: it is write-protected. */
 	memcpy(buf, (const void *)addr, OVC_PAGE_SIZE);
-	ret = ovc__ram_map_own(ram, rg, gfn, buf);
+	ret = ovc__ram_map_own(ram, rg, gfn, 1, buf);
 	if (ret) {
 		/* Still shared and intact; the writer faults again. */
 		ovc__err(ram->log, "fault: break share of gfn 0x%llx: %s",

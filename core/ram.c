@@ -415,10 +415,10 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 #define PM_PRESENT (1ULL << 63)
 #define PM_FILE (1ULL << 61)	/* file page or shared anonymous: not a private copy */
 
-static int register_page(struct ovc_ram *ram, uintptr_t addr, __u64 mode)
+static int register_range(struct ovc_ram *ram, uintptr_t addr, size_t len, __u64 mode)
 {
 	struct uffdio_register reg = {
-		.range = { .start = addr, .len = OVC_PAGE_SIZE },
+		.range = { .start = addr, .len = len },
 		.mode = mode,
 	};
 
@@ -426,73 +426,90 @@ static int register_page(struct ovc_ram *ram, uintptr_t addr, __u64 mode)
 }
 
 int ovc__ram_map_own(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
-		     const void *fill)
+		     unsigned int npages, const void *fill)
 {
 	uint8_t *addr = ovc__region_hva(rg, gfn);
 	off_t off = (off_t)((gfn - rg->gfn0) << OVC_PAGE_SHIFT);
+	size_t len = (size_t)npages << OVC_PAGE_SHIFT;
 	void *p;
 	int ret;
 
-	if (fill && pwrite(rg->memfd, fill, OVC_PAGE_SIZE, off) != (ssize_t)OVC_PAGE_SIZE)
+	if (fill && pwrite(rg->memfd, fill, len, off) != (ssize_t)len)
 		return errno ? -errno : -EIO;
 	/* The same flags as the range's mapping: the kernel merges it back in. */
-	p = mmap(addr, OVC_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_NORESERVE | MAP_FIXED, rg->memfd, off);
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED,
+		 rg->memfd, off);
 	if (p == MAP_FAILED)
 		return -errno;
-	madvise(p, OVC_PAGE_SIZE, MADV_DONTFORK);
-	madvise(p, OVC_PAGE_SIZE, MADV_NOHUGEPAGE);
-	ret = register_page(ram, (uintptr_t)p, UFFDIO_REGISTER_MODE_MISSING |
-			    UFFDIO_REGISTER_MODE_WP);
+	madvise(p, len, MADV_DONTFORK);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	ret = register_range(ram, (uintptr_t)p, len, UFFDIO_REGISTER_MODE_MISSING |
+			     UFFDIO_REGISTER_MODE_WP);
 	/* The contents are in place either way: only faults would go unserved. */
 	if (ret)
-		ovc__err(ram->log, "remap gfn 0x%llx: userfaultfd register: %s",
-			 (unsigned long long)gfn, strerror(-ret));
+		ovc__err(ram->log, "remap gfn 0x%llx+%u: userfaultfd register: %s",
+			 (unsigned long long)gfn, npages, strerror(-ret));
+	return 0;
+}
+
+/* Whether every page of the run maps the file page (none was copied on write). */
+static int all_file_pages(struct ovc_ram *ram, uintptr_t addr, unsigned int npages)
+{
+	uint64_t pm[64];
+	unsigned int i, n;
+
+	for (; npages; npages -= n, addr += (uintptr_t)n << OVC_PAGE_SHIFT) {
+		n = npages < 64 ? npages : 64;
+		if (pread(ram->pagemap_fd, pm, n * sizeof(pm[0]),
+			  (off_t)(addr / OVC_PAGE_SIZE * sizeof(pm[0]))) != (ssize_t)(n * sizeof(pm[0])))
+			return errno ? -errno : -EIO;
+		for (i = 0; i < n; i++) {
+			if ((pm[i] & (PM_PRESENT | PM_FILE)) != (PM_PRESENT | PM_FILE))
+				return -EAGAIN;
+		}
+	}
 	return 0;
 }
 
 int ovc__ram_map_foreign(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
-			 int fd, uint64_t off)
+			 unsigned int npages, int fd, uint64_t off)
 {
 	uint8_t *addr = ovc__region_hva(rg, gfn);
+	size_t len = (size_t)npages << OVC_PAGE_SHIFT;
 	uint8_t *copy;
-	uint64_t pm;
 	void *p;
 	int ret, r;
 
 	if (ram->pagemap_fd < 0)
 		return -EOPNOTSUPP;
-	p = mmap(addr, OVC_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, (off_t)off);
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED,
+		 fd, (off_t)off);
 	if (p == MAP_FAILED)
 		return -errno;	/* nothing was replaced */
-	/* Like guest RAM, never in a child. (One page of a file: no huge page.) */
-	madvise(p, OVC_PAGE_SIZE, MADV_DONTFORK);
-	ret = register_page(ram, (uintptr_t)p, UFFDIO_REGISTER_MODE_WP);
-	if (!ret && madvise(p, OVC_PAGE_SIZE, MADV_POPULATE_READ) < 0)
+	/* Like guest RAM, never in a child. (Pages of a file: no huge page.) */
+	madvise(p, len, MADV_DONTFORK);
+	ret = register_range(ram, (uintptr_t)p, len, UFFDIO_REGISTER_MODE_WP);
+	if (!ret && madvise(p, len, MADV_POPULATE_READ) < 0)
 		ret = -errno;
 	if (!ret)
-		ret = ovc__uffd_wp(ram, (uintptr_t)p, OVC_PAGE_SIZE, true);
-	if (!ret && pread(ram->pagemap_fd, &pm, sizeof(pm),
-			  (off_t)((uintptr_t)p / OVC_PAGE_SIZE * sizeof(pm))) != sizeof(pm))
-		ret = errno ? -errno : -EIO;
-	if (!ret && (pm & (PM_PRESENT | PM_FILE)) == (PM_PRESENT | PM_FILE))
+		ret = ovc__uffd_wp(ram, (uintptr_t)p, len, true);
+	if (!ret)
+		ret = all_file_pages(ram, (uintptr_t)p, npages);
+	if (!ret)
 		return 0;
 	/*
 	 * Failed, or a writer came through before the protection: what the
-	 * guest sees now is the truth (the pool page, or its private copy).
+	 * guest sees now is the truth (the pool pages, or private copies).
 	 */
-	if (!ret)
-		ret = -EAGAIN;
-	copy = aligned_alloc(OVC_PAGE_SIZE, OVC_PAGE_SIZE);
+	copy = aligned_alloc(OVC_PAGE_SIZE, len);
 	if (!copy)
-		OVC_BUG("no memory to restore gfn 0x%llx", (unsigned long long)gfn);
-	memcpy(copy, p, OVC_PAGE_SIZE);
-	r = ovc__ram_map_own(ram, rg, gfn, copy);
+		OVC_BUG("no memory to restore gfn 0x%llx+%u", (unsigned long long)gfn, npages);
+	memcpy(copy, p, len);
+	r = ovc__ram_map_own(ram, rg, gfn, npages, copy);
 	free(copy);
 	if (r)
-		OVC_BUG("gfn 0x%llx: cannot restore guest RAM mapping: %s",
-			(unsigned long long)gfn, strerror(-r));
+		OVC_BUG("gfn 0x%llx+%u: cannot restore guest RAM mapping: %s",
+			(unsigned long long)gfn, npages, strerror(-r));
 	return ret;
 }
 

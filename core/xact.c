@@ -208,7 +208,7 @@ static int unshare_page(struct ovc_xact *x, unsigned int i, void *tmp)
 			return r;
 		src = tmp;
 	}
-	r = ovc__ram_map_own(ram, x->rg, gfn, src);
+	r = ovc__ram_map_own(ram, x->rg, gfn, 1, src);
 	if (r)
 		return r;	/* still mapped from the pool, still SHARED */
 	ovc__ram_store_release(ram, gfn, old);
@@ -253,14 +253,25 @@ static int remap_shared(struct ovc_xact *x)
 			if (r && !x->failed[i] && is_shared(x->old[i]))
 				x->failed[i] = true;
 		} else if (is_shared(new_e)) {
+			unsigned int n = 1, k;
+			uint64_t o2;
+			int fd2;
+
 			if (!is_resident(old))
 				OVC_BUG("gfn 0x%llx: only resident pages become shared",
 					(unsigned long long)gfn);
 			r = shared_backing(ram, new_e, &fd, &off);
+			/* A run of pages bound for consecutive pages of one file: one mapping. */
+			while (!r && i + n < x->npages && is_resident(x->old[i + n]) &&
+			       is_shared(x->new_e[i + n]) &&
+			       !shared_backing(ram, x->new_e[i + n], &fd2, &o2) && fd2 == fd &&
+			       o2 == off + ((uint64_t)n << OVC_PAGE_SHIFT))
+				n++;
 			if (!r)
-				r = ovc__ram_map_foreign(ram, x->rg, gfn, fd, off);
-			if (r)
-				x->failed[i] = true;
+				r = ovc__ram_map_foreign(ram, x->rg, gfn, n, fd, off);
+			for (k = 0; r && k < n; k++)
+				x->failed[i + k] = true;
+			i += n - 1;
 		} else {
 			continue;
 		}
@@ -329,7 +340,7 @@ int ovc__xact_commit(struct ovc_xact *x)
 	/* A page whose pool page is mapped but whose memory stayed: back as it was. */
 	for (i = 0; i < x->npages; i++) {
 		if (x->failed[i] && (foreign[i / 64] & (1ULL << (i % 64)))) {
-			r = ovc__ram_map_own(ram, x->rg, x->gfn + i, NULL);
+			r = ovc__ram_map_own(ram, x->rg, x->gfn + i, 1, NULL);
 			if (r)
 				OVC_BUG("gfn 0x%llx: cannot restore guest RAM mapping: %s",
 					(unsigned long long)(x->gfn + i), strerror(-r));

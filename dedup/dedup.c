@@ -490,23 +490,6 @@ static void unreserve(struct ovc_dedup *d, struct ovc_dedup_member *m, uint64_t 
 	slot_put(d, slot);
 }
 
-/* Commit a reserved share; false (and undone) when the page stayed. */
-static bool commit_share(struct ovc_dedup *d, struct ovc_dedup_member *m, struct ovc_xact *x,
-			 uint64_t slot)
-{
-	ovc__xact_set(x, 0, OVC_PAGE_SHARED, slot, NULL);
-	(void)ovc__xact_commit(x);
-	pthread_mutex_lock(&d->lock);
-	if (x->failed[0]) {
-		unreserve(d, m, x->gfn, slot);
-	} else {
-		m->shared++;
-		m->sharing++;
-	}
-	pthread_mutex_unlock(&d->lock);
-	return !x->failed[0];
-}
-
 /* The page's left neighbour's pool page + 1: sharing it keeps one VMA. */
 static uint64_t preferred_slot(struct ovc_dedup_member *m, uint64_t gfn)
 {
@@ -519,141 +502,241 @@ static uint64_t preferred_slot(struct ovc_dedup_member *m, uint64_t gfn)
 	return mr->map[off - 1];	/* (slot + 1) of the neighbour */
 }
 
-/* Share @gfn into the existing pool page @slot. Called with scan_lock held. */
-static bool share_into(struct ovc_dedup *d, struct ovc_dedup_member *m, uint64_t gfn,
-		       uint64_t slot, uint64_t hash)
+/*
+ * A run of stable pages of one member seen in one batch, consecutive guest
+ * pages that match either consecutive pool pages (INTO) or consecutive pages
+ * seen once before (PAIR): shared in one transition, mapped in one go.
+ */
+enum { RUN_NONE, RUN_INTO, RUN_PAIR };
+
+struct run {
+	unsigned int kind;
+	struct ovc_dedup_member *other;	/* PAIR: the member of the pages seen before */
+	uint64_t gfn, ogfn, slot;	/* first page, first page seen before, first pool page */
+	unsigned int n;
+	uint64_t hash[BATCH_MAX];
+};
+
+static void count_busy(struct ovc_dedup *d, struct ovc_dedup_member *m, unsigned int n)
+{
+	pthread_mutex_lock(&d->lock);
+	m->busy += n;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* After a commit: undo the reservations of pages that stayed, count the others. */
+static void settle(struct ovc_dedup *d, struct ovc_dedup_member *m, struct ovc_xact *x,
+		   const bool *set)
+{
+	unsigned int i;
+
+	for (i = 0; i < x->npages; i++) {
+		if (!set[i])
+			continue;
+		if (x->failed[i]) {
+			unreserve(d, m, x->gfn + i, ovc__pte_payload(x->new_e[i]));
+		} else {
+			m->shared++;
+			m->sharing++;
+		}
+	}
+}
+
+/* Share a run into existing pool pages. Called with scan_lock held. */
+static void share_into(struct ovc_dedup *d, struct ovc_dedup_member *m, const struct run *r)
 {
 	struct ovc_xact *x = &d->x[0];
-	bool ok;
+	bool set[BATCH_MAX] = { false }, any = false;
+	unsigned int i;
 
-	if (ovc__xact_begin(x, m->ram, gfn, 1, 0)) {
-		pthread_mutex_lock(&d->lock);
-		m->busy++;
-		pthread_mutex_unlock(&d->lock);
-		return false;
-	}
-	if (ovc__pte_state(ovc__xact_old(x, 0)) != OVC_PAGE_RESIDENT) {
-		ovc__xact_abort(x);
-		return false;
+	if (ovc__xact_begin(x, m->ram, r->gfn, r->n, 0)) {
+		count_busy(d, m, r->n);
+		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	/* The slot may have been freed (and reused) since the lookup. */
-	ok = slot < d->nslots && d->slots[slot].ref && d->slots[slot].group == m->group &&
-	     d->slots[slot].hash == hash &&
-	     !memcmp(ovc__xact_hva(x, 0), pool_page(d, slot), OVC_PAGE_SIZE) &&
-	     reserve(d, m, gfn, slot);
-	pthread_mutex_unlock(&d->lock);
-	if (!ok) {
-		ovc__xact_abort(x);
-		return false;
+	for (i = 0; i < r->n; i++) {
+		uint64_t slot = r->slot + i;
+
+		/* The slot may have been freed (and reused) since the lookup. */
+		set[i] = ovc__pte_state(ovc__xact_old(x, i)) == OVC_PAGE_RESIDENT &&
+			 slot < d->nslots && d->slots[slot].ref &&
+			 d->slots[slot].group == m->group && d->slots[slot].hash == r->hash[i] &&
+			 !memcmp(ovc__xact_hva(x, i), pool_page(d, slot), OVC_PAGE_SIZE) &&
+			 reserve(d, m, r->gfn + i, slot);
+		if (set[i]) {
+			ovc__xact_set(x, i, OVC_PAGE_SHARED, slot, NULL);
+			any = true;
+		}
 	}
-	return commit_share(d, m, x, slot);
+	pthread_mutex_unlock(&d->lock);
+	if (!any) {
+		ovc__xact_abort(x);
+		return;
+	}
+	(void)ovc__xact_commit(x);
+	pthread_mutex_lock(&d->lock);
+	settle(d, m, x, set);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* The run's pages become the candidates for their contents. Called with d->lock held. */
+static void make_candidates(struct ovc_dedup *d, struct ovc_dedup_member *m, const struct run *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->n; i++)
+		(void)index_put(&d->cand_idx, r->hash[i], m->group, m->id, r->gfn + i);
 }
 
 /*
- * Two pages seen with the same hash: confirm, copy into a new pool page and
- * map it over both. Called with scan_lock held.
+ * Pages seen twice: confirm each pair, copy it into a new pool page (the run
+ * into consecutive pool pages where free) and map it over both. Called with
+ * scan_lock held.
  */
-static bool share_pair(struct ovc_dedup *d, struct ovc_dedup_member *ma, uint64_t ga,
-		       struct ovc_dedup_member *mb, uint64_t gb, uint64_t hash)
+static void share_pair(struct ovc_dedup *d, struct ovc_dedup_member *mb, const struct run *r)
 {
+	struct ovc_dedup_member *ma = r->other;
 	struct ovc_xact *xa = &d->x[0], *xb = &d->x[1];
-	int64_t slot = -1;
-	bool ok = false, ra = false, rb = false;
+	bool set_a[BATCH_MAX] = { false }, set_b[BATCH_MAX] = { false }, any = false;
+	uint64_t slots[BATCH_MAX], pref;
+	unsigned int i;
 
-	if (ovc__xact_begin(xb, mb->ram, gb, 1, 0))
-		goto busy;
-	if (ovc__xact_begin(xa, ma->ram, ga, 1, 0)) {
-		ovc__xact_abort(xb);
-		goto busy;
-	}
-	if (ovc__pte_state(ovc__xact_old(xa, 0)) != OVC_PAGE_RESIDENT ||
-	    ovc__pte_state(ovc__xact_old(xb, 0)) != OVC_PAGE_RESIDENT ||
-	    memcmp(ovc__xact_hva(xa, 0), ovc__xact_hva(xb, 0), OVC_PAGE_SIZE))
-		goto abort;
-
-	pthread_mutex_lock(&d->lock);
-	slot = slot_alloc(d, preferred_slot(mb, gb));
-	if (slot >= 0) {
-		memcpy(pool_page(d, (uint64_t)slot), ovc__xact_hva(xb, 0), OVC_PAGE_SIZE);
-		d->slots[slot].ref = 0;
-		d->slots[slot].group = mb->group;
-		d->slots[slot].hash = hash;
-		d->slots[slot].ref = 1;	/* held by us until both commits are done */
-		ra = reserve(d, ma, ga, (uint64_t)slot);
-		rb = ra && reserve(d, mb, gb, (uint64_t)slot);
-		ok = ra && rb && !index_put(&d->pool_idx, hash, mb->group, (uint64_t)slot, 0);
-		if (!ok) {
-			if (rb)
-				unreserve(d, mb, gb, (uint64_t)slot);
-			if (ra)
-				unreserve(d, ma, ga, (uint64_t)slot);
-			slot_put(d, (uint64_t)slot);
-		}
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (!ok)
-		goto abort;
-	commit_share(d, mb, xb, (uint64_t)slot);
-	commit_share(d, ma, xa, (uint64_t)slot);
-	pthread_mutex_lock(&d->lock);
-	slot_put(d, (uint64_t)slot);
-	pthread_mutex_unlock(&d->lock);
-	return true;
-abort:
-	ovc__xact_abort(xa);
-	ovc__xact_abort(xb);
-	return false;
-busy:
-	pthread_mutex_lock(&d->lock);
-	mb->busy++;
-	pthread_mutex_unlock(&d->lock);
-	return false;
-}
-
-/* A page that looked the same on two passes. Called with scan_lock held. */
-static void stable_page(struct ovc_dedup *d, struct ovc_dedup_member *m, uint64_t gfn,
-			uint64_t hash)
-{
-	struct ovc_dedup_member *other = NULL;
-	struct index_ent *e;
-	uint64_t slot = 0, ogfn = 0;
-	bool in_pool = false;
-
-	pthread_mutex_lock(&d->lock);
-	e = index_find(&d->pool_idx, hash, m->group);
-	if (e) {
-		in_pool = true;
-		slot = e->a;
-	} else {
-		e = index_find(&d->cand_idx, hash, m->group);
-		if (e && !(e->a == m->id && e->b == gfn)) {
-			other = member_by_id(d, (uint32_t)e->a);
-			ogfn = e->b;
-		}
-		if (!other)
-			(void)index_put(&d->cand_idx, hash, m->group, m->id, gfn);
-	}
-	pthread_mutex_unlock(&d->lock);
-
-	if (in_pool) {
-		share_into(d, m, gfn, slot, hash);
+	if (ovc__xact_begin(xb, mb->ram, r->gfn, r->n, 0)) {
+		count_busy(d, mb, r->n);
 		return;
 	}
-	if (other && !share_pair(d, other, ogfn, m, gfn, hash)) {
-		/* Gone or changed: this page is the candidate now. */
+	if (ovc__xact_begin(xa, ma->ram, r->ogfn, r->n, 0)) {
+		ovc__xact_abort(xb);
+		count_busy(d, mb, r->n);
 		pthread_mutex_lock(&d->lock);
-		(void)index_put(&d->cand_idx, hash, m->group, m->id, gfn);
+		make_candidates(d, mb, r);
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
-	if (other) {
-		pthread_mutex_lock(&d->lock);
-		e = index_find(&d->cand_idx, hash, m->group);
+	pthread_mutex_lock(&d->lock);
+	pref = preferred_slot(mb, r->gfn);
+	for (i = 0; i < r->n; i++) {
+		struct index_ent *e;
+		int64_t slot;
+
+		if (ovc__pte_state(ovc__xact_old(xa, i)) != OVC_PAGE_RESIDENT ||
+		    ovc__pte_state(ovc__xact_old(xb, i)) != OVC_PAGE_RESIDENT ||
+		    memcmp(ovc__xact_hva(xa, i), ovc__xact_hva(xb, i), OVC_PAGE_SIZE)) {
+			/* Gone or changed: this page is the candidate now. */
+			(void)index_put(&d->cand_idx, r->hash[i], mb->group, mb->id, r->gfn + i);
+			continue;
+		}
+		slot = slot_alloc(d, pref);
+		if (slot < 0)
+			break;
+		pref = (uint64_t)slot + 1;
+		memcpy(pool_page(d, (uint64_t)slot), ovc__xact_hva(xb, i), OVC_PAGE_SIZE);
+		d->slots[slot].group = mb->group;
+		d->slots[slot].hash = r->hash[i];
+		d->slots[slot].ref = 1;	/* held by us until both commits are done */
+		set_a[i] = reserve(d, ma, r->ogfn + i, (uint64_t)slot);
+		set_b[i] = set_a[i] && reserve(d, mb, r->gfn + i, (uint64_t)slot);
+		if (!set_b[i] || index_put(&d->pool_idx, r->hash[i], mb->group, (uint64_t)slot, 0)) {
+			if (set_b[i])
+				unreserve(d, mb, r->gfn + i, (uint64_t)slot);
+			if (set_a[i])
+				unreserve(d, ma, r->ogfn + i, (uint64_t)slot);
+			set_a[i] = set_b[i] = false;
+			slot_put(d, (uint64_t)slot);
+			continue;
+		}
+		e = index_find(&d->cand_idx, r->hash[i], mb->group);
 		if (e)
 			index_del(&d->cand_idx, e);
-		pthread_mutex_unlock(&d->lock);
+		slots[i] = (uint64_t)slot;
+		ovc__xact_set(xa, i, OVC_PAGE_SHARED, (uint64_t)slot, NULL);
+		ovc__xact_set(xb, i, OVC_PAGE_SHARED, (uint64_t)slot, NULL);
+		any = true;
 	}
+	pthread_mutex_unlock(&d->lock);
+	if (!any) {
+		ovc__xact_abort(xa);
+		ovc__xact_abort(xb);
+		return;
+	}
+	(void)ovc__xact_commit(xb);
+	(void)ovc__xact_commit(xa);
+	pthread_mutex_lock(&d->lock);
+	settle(d, mb, xb, set_b);
+	settle(d, ma, xa, set_a);
+	for (i = 0; i < r->n; i++) {
+		if (set_a[i])
+			slot_put(d, slots[i]);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void run_flush(struct ovc_dedup *d, struct ovc_dedup_member *m, struct run *r)
+{
+	if (r->kind == RUN_INTO)
+		share_into(d, m, r);
+	else if (r->kind == RUN_PAIR)
+		share_pair(d, m, r);
+	r->kind = RUN_NONE;
+	r->n = 0;
+}
+
+/*
+ * A page that looked the same on two passes: what to do with it, added to
+ * the pending run when it continues it. Called with scan_lock held.
+ */
+static void stable_page(struct ovc_dedup *d, struct ovc_dedup_member *m, struct run *r,
+			uint64_t gfn, uint64_t hash)
+{
+	struct ovc_dedup_member *other;
+	struct index_ent *e;
+	unsigned int kind, again;
+	uint64_t slot, ogfn;
+
+	/* Twice at most: a run that does not go on is shared first, and that changes the index. */
+	for (again = 0; again < 2; again++) {
+		other = NULL;
+		kind = RUN_NONE;
+		slot = ogfn = 0;
+		pthread_mutex_lock(&d->lock);
+		e = index_find(&d->pool_idx, hash, m->group);
+		if (e) {
+			kind = RUN_INTO;
+			slot = e->a;
+		} else {
+			e = index_find(&d->cand_idx, hash, m->group);
+			if (e && !(e->a == m->id && e->b == gfn))
+				other = member_by_id(d, (uint32_t)e->a);
+			if (other) {
+				kind = RUN_PAIR;
+				ogfn = e->b;
+				/* Within one VM, the two runs must not overlap. */
+				if (other == m && (ogfn > gfn ? ogfn - gfn : gfn - ogfn) <= r->n)
+					kind = RUN_NONE;
+			}
+		}
+		if (kind == RUN_NONE && (r->kind == RUN_NONE || again))
+			(void)index_put(&d->cand_idx, hash, m->group, m->id, gfn);
+		pthread_mutex_unlock(&d->lock);
+		if (r->kind == RUN_NONE)
+			break;
+		if (kind == r->kind && gfn == r->gfn + r->n &&
+		    (kind != RUN_INTO || slot == r->slot + r->n) &&
+		    (kind != RUN_PAIR || (other == r->other && ogfn == r->ogfn + r->n)))
+			break;
+		run_flush(d, m, r);
+	}
+	if (kind == RUN_NONE)
+		return;
+	if (r->kind == RUN_NONE) {
+		r->kind = kind;
+		r->other = other;
+		r->gfn = gfn;
+		r->ogfn = ogfn;
+		r->slot = slot;
+		r->n = 0;
+	}
+	r->hash[r->n++] = hash;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -694,6 +777,7 @@ static uint64_t scan_batch(struct ovc_dedup *d)
 	struct member_region *mr;
 	struct ovc_region *rg;
 	uint64_t t0 = thread_cpu_ns(), n, i, off, gfn0;
+	struct run run = { .kind = RUN_NONE };
 	ssize_t got;
 
 	pthread_mutex_lock(&d->lock);
@@ -752,11 +836,14 @@ static uint64_t scan_batch(struct ovc_dedup *d)
 		pthread_mutex_unlock(&d->lock);
 		if (prev != h32)
 			continue;
-		if (zero)
+		if (zero) {
+			run_flush(d, m, &run);
 			make_zero(d, m, gfn0 + i);
-		else
-			stable_page(d, m, gfn0 + i, h);
+		} else {
+			stable_page(d, m, &run, gfn0 + i, h);
+		}
 	}
+	run_flush(d, m, &run);
 	pthread_mutex_lock(&d->lock);
 	m->cpu_ns += thread_cpu_ns() - t0;
 	pthread_mutex_unlock(&d->lock);
