@@ -445,6 +445,35 @@ Test(dedup, hostile_and_edge_arguments)
 	destroy_vm(vm);
 }
 
+static long read_mmc(void)
+{
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+Test(dedup, max_map_count_raised_and_restored)
+{
+	struct ovc_dedup_config cfg;
+	long before = read_mmc();
+
+	if (before < 0 || access("/proc/sys/vm/max_map_count", W_OK))
+		cr_skip_test("vm.max_map_count not writable here");
+	ovc_dedup_config_init(&cfg);
+	cfg.max_map_count = (uint64_t)before + 4096;
+	cr_assert_eq(ovc_host_dedup_setup(host, &cfg, false), 0);
+	cr_assert_eq(read_mmc(), before + 4096);
+	cr_assert_eq(ovc_host_destroy(host), 0);
+	cr_assert_eq(read_mmc(), before, "restored when the host goes");
+	setup();	/* the fixture destroys a host */
+}
+
 Test(dedup, scanner_thread_within_budget)
 {
 	struct ovc_dedup_config cfg;
