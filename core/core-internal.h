@@ -185,6 +185,13 @@ struct ovc_store_ops {
 	 */
 	int (*peek)(void *opaque, struct ovc_ram *ram, uint64_t gfn,
 		    uint64_t handle, void *dst);
+	/*
+	 * backing - where @handle's page lives, for stores whose pages are
+	 * mapped into the guest (SHARED only; NULL for the others): the file
+	 * and the byte offset of the page in it. The page must not change
+	 * while a guest page refers to it. Called with the page BUSY.
+	 */
+	int (*backing)(void *opaque, uint64_t handle, int *fd, uint64_t *off);
 };
 
 /* ovc_fatal_fn is public: see <ovc/core.h>. */
@@ -223,6 +230,7 @@ struct ovc_ram {
 	const struct ovc_log *log;
 	int uffd;
 	uint64_t uffd_features;
+	int pagemap_fd;			/* /proc/self/pagemap, -1 if unreadable */
 	pthread_mutex_t lock;		/* protects adding regions and stores */
 
 	struct ovc_region regions[OVC_VM_RAM_RANGES_MAX];
@@ -252,6 +260,7 @@ struct ovc_ram {
 	_Atomic uint64_t xact_committed;
 	_Atomic uint64_t xact_aborted;
 	_Atomic uint64_t store_errors;
+	_Atomic uint64_t cow_breaks;	/* SHARED pages a write took back */
 };
 
 /*
@@ -337,6 +346,30 @@ enum ovc_arm_flags {
  * Context: any thread but a fault-engine thread; never blocks on BUSY.
  */
 int ovc__ram_arm(struct ovc_ram *ram, uint64_t gfn, unsigned int flags);
+
+/*
+ * Shared pages (dedup) are mapped over the guest range page by page:
+ *
+ * Both work on a run of @npages pages from @gfn (one mmap, one registration).
+ *
+ * ovc__ram_map_foreign - map the pages at @off of @fd MAP_PRIVATE over @gfn, registered
+ * with the uffd for write-protection only and write-protected, so a write
+ * faults to the engine (which breaks the share) and the kernel could at most
+ * copy-on-write, never change @fd. The page is BUSY and write-protected in
+ * its own mapping. A write that slipped in while the new mapping was not yet
+ * protected is found (the page is anonymous): its contents are put back in
+ * the memfd and the own mapping restored; -EAGAIN then. On any failure the
+ * own mapping is back and the page's contents are the guest's.
+ *
+ * ovc__ram_map_own - put the range's own MAP_SHARED memfd mapping back over
+ * @gfn, registered like the rest; with @fill the memfd page first gets those
+ * contents (so no access ever sees a hole where a page should be).
+ * Both: page BUSY, called by core only (transitions, fault engine).
+ */
+int ovc__ram_map_foreign(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+			 unsigned int npages, int fd, uint64_t off);
+int ovc__ram_map_own(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+		     unsigned int npages, const void *fill);
 
 /* ------------------------------------------------------------------------ */
 /* Transitions: how every mechanism changes page states. */
@@ -429,7 +462,12 @@ void ovc__xact_arm(struct ovc_xact *x, unsigned int i, bool clear_accessed);
  * ovc__xact_commit - make the new entries true, drop BUSY, wake waiters.
  * Resident pages becoming non-resident are punched out of the memfd; pages
  * becoming resident are filled; resident pages staying resident are
- * write-enabled again. Return 0, or a negative errno when some pages could
+ * write-enabled again. A resident page becoming SHARED gets its store's
+ * backing page mapped over it (and stays write-protected); a SHARED page
+ * leaving gets the own mapping back holding its contents first, and then
+ * goes on as a resident page would. (A SHARED page bound for a non-resident
+ * state that a writer reached in between ends RESIDENT with the write,
+ * marked failed.) Return 0, or a negative errno when some pages could
  * not change: those are left exactly as they were (x->failed[i] is true,
  * their contents intact) and their new handle is the caller's to release.
  * Must not be called twice.

@@ -145,6 +145,37 @@ static void serve_from_store(struct ovc_ram *ram, struct ovc_region *rg, uint64_
 	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 }
 
+/*
+ * A write to a shared page: the page gets its own copy back in the VM's
+ * memfd and mapping (copy-on-write by the engine, so the table stays true),
+ * then the writer goes on. Called with the page BUSY; drops it.
+ */
+static void break_share(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+			uintptr_t addr, uint64_t e, void *buf, uint64_t t0)
+{
+	int ret;
+
+	/* Reading the pool page through the guest mapping: it is write-protected. */
+	memcpy(buf, (const void *)addr, OVC_PAGE_SIZE);
+	ret = ovc__ram_map_own(ram, rg, gfn, 1, buf);
+	if (ret) {
+		/* Still shared and intact; the writer faults again. */
+		ovc__err(ram->log, "fault: break share of gfn 0x%llx: %s",
+			 (unsigned long long)gfn, strerror(-ret));
+		ovc__pte_unlock(ram, rg, gfn, e);
+		count(ram, OVC_FAULT_ERROR, t0);
+		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+		return;
+	}
+	ovc__ram_store_release(ram, gfn, e);
+	atomic_fetch_add_explicit(&ram->cow_breaks, 1, memory_order_relaxed);
+	ovc__pte_account(ram, e, OVC_PAGE_RESIDENT);
+	ovc__pte_unlock(ram, rg, gfn, ovc__pte_make(OVC_PAGE_RESIDENT, 0) |
+				      OVC_PTE_ACCESSED);
+	count(ram, OVC_FAULT_WP, t0);
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+}
+
 static void serve_zero(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		       uintptr_t addr, uint64_t e, uint64_t t0)
 {
@@ -235,7 +266,8 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 			count(ram, OVC_FAULT_WAIT, 0);
 			return;
 		}
-		if (wp && ovc__pte_state(e) != OVC_PAGE_RESIDENT) {
+		if (wp && ovc__pte_state(e) != OVC_PAGE_RESIDENT &&
+		    ovc__pte_state(e) != OVC_PAGE_SHARED) {
 			/* Stale: the page left since; the retry faults as missing. */
 			count(ram, OVC_FAULT_SPURIOUS, 0);
 			ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
@@ -254,6 +286,10 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 	}
 	if (!wp && ovc__pte_state(e) == OVC_PAGE_RESIDENT) {
 		missing_on_resident(ram, rg, addr, gfn, e, t0);
+		return;
+	}
+	if (ovc__pte_state(e) == OVC_PAGE_SHARED) {
+		break_share(ram, rg, gfn, addr, e, buf, t0);
 		return;
 	}
 	if (wp) {

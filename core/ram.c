@@ -83,6 +83,8 @@ struct ovc_ram *ovc__ram_new(const struct ovc_log *log)
 		ret = -ret;
 		goto err_close_uffd;
 	}
+	/* Only shared pages need it (to see a copy-on-write): optional. */
+	ram->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	return ram;
 
 err_close_uffd:
@@ -108,6 +110,8 @@ void ovc__ram_destroy(struct ovc_ram *ram)
 		close(rg->memfd);
 	}
 	close(ram->uffd);
+	if (ram->pagemap_fd >= 0)
+		close(ram->pagemap_fd);
 	pthread_mutex_destroy(&ram->lock);
 	free(ram);
 }
@@ -467,6 +471,108 @@ int ovc__ram_arm(struct ovc_ram *ram, uint64_t gfn, unsigned int flags)
 	/* BUSY keeps transitions out: nobody reads the page through the mapping now. */
 	ret = ovc__ram_zap(ram, (uintptr_t)ovc__region_hva(rg, gfn), OVC_PAGE_SIZE);
 	ovc__pte_unlock(ram, rg, gfn, ret ? e : e | bits);
+	return ret;
+}
+
+#define PM_PRESENT (1ULL << 63)
+#define PM_FILE (1ULL << 61)	/* file page or shared anonymous: not a private copy */
+
+static int register_range(struct ovc_ram *ram, uintptr_t addr, size_t len, __u64 mode)
+{
+	struct uffdio_register reg = {
+		.range = { .start = addr, .len = len },
+		.mode = mode,
+	};
+
+	return ioctl(ram->uffd, UFFDIO_REGISTER, &reg) < 0 ? -errno : 0;
+}
+
+int ovc__ram_map_own(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+		     unsigned int npages, const void *fill)
+{
+	uint8_t *addr = ovc__region_hva(rg, gfn);
+	off_t off = (off_t)((gfn - rg->gfn0) << OVC_PAGE_SHIFT);
+	size_t len = (size_t)npages << OVC_PAGE_SHIFT;
+	void *p;
+	int ret;
+
+	if (fill && pwrite(rg->memfd, fill, len, off) != (ssize_t)len)
+		return errno ? -errno : -EIO;
+	/* The same flags as the range's mapping: the kernel merges it back in. */
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE | MAP_FIXED,
+		 rg->memfd, off);
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, len, MADV_DONTFORK);
+	madvise(p, len, MADV_NOHUGEPAGE);
+	ret = register_range(ram, (uintptr_t)p, len, UFFDIO_REGISTER_MODE_MISSING |
+			     UFFDIO_REGISTER_MODE_WP |
+			     (ram->minor ? UFFDIO_REGISTER_MODE_MINOR : 0));
+	/* The contents are in place either way: only faults would go unserved. */
+	if (ret)
+		ovc__err(ram->log, "remap gfn 0x%llx+%u: userfaultfd register: %s",
+			 (unsigned long long)gfn, npages, strerror(-ret));
+	return 0;
+}
+
+/* Whether every page of the run maps the file page (none was copied on write). */
+static int all_file_pages(struct ovc_ram *ram, uintptr_t addr, unsigned int npages)
+{
+	uint64_t pm[64];
+	unsigned int i, n;
+
+	for (; npages; npages -= n, addr += (uintptr_t)n << OVC_PAGE_SHIFT) {
+		n = npages < 64 ? npages : 64;
+		if (pread(ram->pagemap_fd, pm, n * sizeof(pm[0]),
+			  (off_t)(addr / OVC_PAGE_SIZE * sizeof(pm[0]))) != (ssize_t)(n * sizeof(pm[0])))
+			return errno ? -errno : -EIO;
+		for (i = 0; i < n; i++) {
+			if ((pm[i] & (PM_PRESENT | PM_FILE)) != (PM_PRESENT | PM_FILE))
+				return -EAGAIN;
+		}
+	}
+	return 0;
+}
+
+int ovc__ram_map_foreign(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
+			 unsigned int npages, int fd, uint64_t off)
+{
+	uint8_t *addr = ovc__region_hva(rg, gfn);
+	size_t len = (size_t)npages << OVC_PAGE_SHIFT;
+	uint8_t *copy;
+	void *p;
+	int ret, r;
+
+	if (ram->pagemap_fd < 0)
+		return -EOPNOTSUPP;
+	p = mmap(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED,
+		 fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return -errno;	/* nothing was replaced */
+	/* Like guest RAM, never in a child. (Pages of a file: no huge page.) */
+	madvise(p, len, MADV_DONTFORK);
+	ret = register_range(ram, (uintptr_t)p, len, UFFDIO_REGISTER_MODE_WP);
+	if (!ret && madvise(p, len, MADV_POPULATE_READ) < 0)
+		ret = -errno;
+	if (!ret)
+		ret = ovc__uffd_wp(ram, (uintptr_t)p, len, true);
+	if (!ret)
+		ret = all_file_pages(ram, (uintptr_t)p, npages);
+	if (!ret)
+		return 0;
+	/*
+	 * Failed, or a writer came through before the protection: what the
+	 * guest sees now is the truth (the pool pages, or private copies).
+	 */
+	copy = aligned_alloc(OVC_PAGE_SIZE, len);
+	if (!copy)
+		OVC_BUG("no memory to restore gfn 0x%llx+%u", (unsigned long long)gfn, npages);
+	memcpy(copy, p, len);
+	r = ovc__ram_map_own(ram, rg, gfn, npages, copy);
+	free(copy);
+	if (r)
+		OVC_BUG("gfn 0x%llx+%u: cannot restore guest RAM mapping: %s",
+			(unsigned long long)gfn, npages, strerror(-r));
 	return ret;
 }
 

@@ -216,15 +216,176 @@ static int punch_run(struct ovc_xact *x, unsigned int first, unsigned int n)
 	return ret;
 }
 
+static bool is_shared(uint64_t e)
+{
+	return ovc__pte_state(e) == OVC_PAGE_SHARED;
+}
+
+/* The entry page i ends with: the new one, or the old one where it failed. */
+static uint64_t final_entry(const struct ovc_xact *x, unsigned int i)
+{
+	return x->failed[i] ? x->old[i] : x->new_e[i];
+}
+
+/*
+ * Let writers through again, in runs, except onto shared pages: those stay
+ * write-protected so a write reaches the fault engine, which breaks the share.
+ */
+static void unprotect(struct ovc_xact *x, bool final)
+{
+	unsigned int i, run = 0;
+	int r;
+
+	for (i = 0; i <= x->npages; i++) {
+		if (i < x->npages && !is_shared(final ? final_entry(x, i) : x->old[i])) {
+			run++;
+			continue;
+		}
+		if (!run)
+			continue;
+		r = ovc__uffd_wp(x->ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn + i - run),
+				 (size_t)run << OVC_PAGE_SHIFT, false);
+		if (r)	/* The engine releases stray write-protection on fault. */
+			ovc__warn(x->ram->log, "transition: un-write-protect gfn 0x%llx+%u: %s",
+				  (unsigned long long)(x->gfn + i - run), run, strerror(-r));
+		run = 0;
+	}
+}
+
+/* Where a SHARED handle's page lives (its store's backing file). */
+static int shared_backing(struct ovc_ram *ram, uint64_t e, int *fd, uint64_t *off)
+{
+	const struct ovc_store_ops *ops;
+
+	ops = __atomic_load_n(&ram->stores[OVC_PAGE_SHARED].ops, __ATOMIC_ACQUIRE);
+	if (!ops || !ops->backing)
+		return -ENOENT;
+	return ops->backing(ram->stores[OVC_PAGE_SHARED].opaque, ovc__pte_payload(e), fd, off);
+}
+
+/*
+ * A shared page leaving: its own mapping comes back holding its contents
+ * (@fill, or the pool page's), so no access ever meets a hole, and from
+ * here on it is a resident page of this transition: the pool reference
+ * goes, and a page bound elsewhere is write-protected and checked. A writer
+ * that came through while the own mapping was not yet protected wins: the
+ * page then stays RESIDENT with what it wrote (failed).
+ */
+static int unshare_page(struct ovc_xact *x, unsigned int i, void *tmp)
+{
+	struct ovc_ram *ram = x->ram;
+	uint64_t gfn = x->gfn + i, old = x->old[i], res;
+	bool to_resident = is_resident(x->new_e[i]);
+	const void *src = x->fill[i];
+	int r;
+
+	if (to_resident && !src)
+		OVC_BUG("gfn 0x%llx made resident without contents", (unsigned long long)gfn);
+	if (!to_resident) {
+		r = ovc__ram_store_load(ram, gfn, old, tmp);
+		if (r)
+			return r;
+		src = tmp;
+	}
+	r = ovc__ram_map_own(ram, x->rg, gfn, 1, src);
+	if (r)
+		return r;	/* still mapped from the pool, still SHARED */
+	ovc__ram_store_release(ram, gfn, old);
+	res = ovc__pte_make(OVC_PAGE_RESIDENT, 0) | (old & OVC_PTE_ACCESSED);
+	ovc__pte_account(ram, old, res);
+	x->old[i] = res;
+	if (to_resident)
+		return 0;
+	r = ovc__uffd_wp(ram, (uintptr_t)ovc__region_hva(x->rg, gfn), OVC_PAGE_SIZE, true);
+	x->wp = true;
+	if (!r && memcmp(ovc__region_hva(x->rg, gfn), src, OVC_PAGE_SIZE))
+		r = -EAGAIN;
+	if (r)
+		x->failed[i] = true;
+	return r;
+}
+
+/* Step 0: shared pages change mapping first; a failure leaves the page as it was. */
+static int remap_shared(struct ovc_xact *x)
+{
+	struct ovc_ram *ram = x->ram;
+	void *tmp = NULL;
+	unsigned int i;
+	uint64_t off;
+	int ret = 0, r, fd;
+
+	for (i = 0; i < x->npages; i++) {
+		uint64_t old = x->old[i], new_e = x->new_e[i];
+		uint64_t gfn = x->gfn + i;
+
+		if (is_shared(old) && is_shared(new_e)) {
+			if (ovc__pte_payload(old) != ovc__pte_payload(new_e))
+				OVC_BUG("gfn 0x%llx: shared page moved to another shared page",
+					(unsigned long long)gfn);
+			continue;
+		}
+		if (is_shared(old)) {
+			if (!tmp && !(tmp = aligned_alloc(OVC_PAGE_SIZE, OVC_PAGE_SIZE)))
+				r = -ENOMEM;
+			else
+				r = unshare_page(x, i, tmp);
+			if (r && !x->failed[i] && is_shared(x->old[i]))
+				x->failed[i] = true;
+		} else if (is_shared(new_e)) {
+			unsigned int n = 1, k;
+			uint64_t o2;
+			int fd2;
+
+			if (!is_resident(old))
+				OVC_BUG("gfn 0x%llx: only resident pages become shared",
+					(unsigned long long)gfn);
+			r = shared_backing(ram, new_e, &fd, &off);
+			/* A run of pages bound for consecutive pages of one file: one mapping. */
+			while (!r && i + n < x->npages && is_resident(x->old[i + n]) &&
+			       is_shared(x->new_e[i + n]) &&
+			       !shared_backing(ram, x->new_e[i + n], &fd2, &o2) && fd2 == fd &&
+			       o2 == off + ((uint64_t)n << OVC_PAGE_SHIFT))
+				n++;
+			if (!r)
+				r = ovc__ram_map_foreign(ram, x->rg, gfn, n, fd, off);
+			for (k = 0; r && k < n; k++)
+				x->failed[i + k] = true;
+			i += n - 1;
+		} else {
+			continue;
+		}
+		if (r) {
+			if (r != -EAGAIN)
+				ovc__err(ram->log, "transition: map gfn 0x%llx (%s -> %s): %s; page stays %s",
+					 (unsigned long long)gfn,
+					 ovc_page_state_name((int)ovc__pte_state(old)),
+					 ovc_page_state_name((int)ovc__pte_state(new_e)),
+					 strerror(-r),
+					 ovc_page_state_name((int)ovc__pte_state(x->old[i])));
+			ret = ret ? ret : r;
+		}
+	}
+	free(tmp);
+	return ret;
+}
+
 int ovc__xact_commit(struct ovc_xact *x)
 {
 	struct ovc_ram *ram = x->ram;
+	uint64_t foreign[OVC_XACT_MAX_PAGES / 64] = { 0 };
 	unsigned int i, run = 0, nfailed = 0;
-	int ret = 0, r;
+	int ret, r;
+
+	/* 0. Shared pages: the pool page mapped in, or the own mapping back. */
+	ret = remap_shared(x);
+	for (i = 0; i < x->npages; i++) {
+		if (is_resident(x->old[i]) && is_shared(x->new_e[i]) && !x->failed[i])
+			foreign[i / 64] |= 1ULL << (i % 64);
+	}
 
 	/* 1. Contents for pages coming back: copied in atomically, still BUSY. */
 	for (i = 0; i < x->npages; i++) {
-		if (is_resident(x->old[i]) || !is_resident(x->new_e[i]))
+		if (is_resident(x->old[i]) || !is_resident(x->new_e[i]) || x->failed[i])
 			continue;
 		if (!x->fill[i])
 			OVC_BUG("gfn 0x%llx made resident without contents",
@@ -243,7 +404,7 @@ int ovc__xact_commit(struct ovc_xact *x)
 	/* 2. Resident pages leaving: punch them out, in runs. */
 	for (i = 0; i <= x->npages; i++) {
 		bool leaving = i < x->npages && is_resident(x->old[i]) &&
-			       !is_resident(x->new_e[i]);
+			       !is_resident(x->new_e[i]) && !x->failed[i];
 
 		if (leaving) {
 			run++;
@@ -253,6 +414,15 @@ int ovc__xact_commit(struct ovc_xact *x)
 			r = punch_run(x, i - run, run);
 			ret = ret ? ret : r;
 			run = 0;
+		}
+	}
+	/* A page whose pool page is mapped but whose memory stayed: back as it was. */
+	for (i = 0; i < x->npages; i++) {
+		if (x->failed[i] && (foreign[i / 64] & (1ULL << (i % 64)))) {
+			r = ovc__ram_map_own(ram, x->rg, x->gfn + i, 1, NULL);
+			if (r)
+				OVC_BUG("gfn 0x%llx: cannot restore guest RAM mapping: %s",
+					(unsigned long long)(x->gfn + i), strerror(-r));
 		}
 	}
 
@@ -265,13 +435,8 @@ int ovc__xact_commit(struct ovc_xact *x)
 	}
 
 	/* 3. Let writers through again; punched pages fault as missing. */
-	if (x->wp) {
-		r = ovc__uffd_wp(ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn),
-				 (size_t)x->npages << OVC_PAGE_SHIFT, false);
-		if (r)	/* The engine releases stray write-protection on fault. */
-			ovc__warn(ram->log, "transition: un-write-protect gfn 0x%llx+%u: %s",
-				  (unsigned long long)x->gfn, x->npages, strerror(-r));
-	}
+	if (x->wp)
+		unprotect(x, true);
 
 	/* 3b. Pages ending resident and armed leave the mapping again. */
 	{
@@ -285,7 +450,7 @@ int ovc__xact_commit(struct ovc_xact *x)
 	/* 4. Publish. The old handle dies here; a failed page's new one is the caller's. */
 	for (i = 0; i < x->npages; i++) {
 		uint64_t old = x->old[i];
-		uint64_t final = x->failed[i] ? old : x->new_e[i];
+		uint64_t final = final_entry(x, i);
 
 		if (x->failed[i])
 			nfailed++;
@@ -302,15 +467,8 @@ int ovc__xact_commit(struct ovc_xact *x)
 
 void ovc__xact_abort(struct ovc_xact *x)
 {
-	int r;
-
-	if (x->wp) {
-		r = ovc__uffd_wp(x->ram, (uintptr_t)ovc__region_hva(x->rg, x->gfn),
-				 (size_t)x->npages << OVC_PAGE_SHIFT, false);
-		if (r)
-			ovc__warn(x->ram->log, "transition: un-write-protect gfn 0x%llx+%u: %s",
-				  (unsigned long long)x->gfn, x->npages, strerror(-r));
-	}
+	if (x->wp)
+		unprotect(x, false);
 	zap_armed(x, x->old, x->npages);
 	unlock_taken(x, x->npages);
 	atomic_fetch_add_explicit(&x->ram->xact_aborted, x->npages, memory_order_relaxed);

@@ -17,6 +17,7 @@
 #include "stats/stats-internal.h"
 #include "stats/wss.h"
 #include <ovc/policy.h>
+#include "dedup/dedup-internal.h"
 
 /*
  * typedef ovc_tick_fn - work the manager thread runs each tick, after the
@@ -54,6 +55,7 @@ struct ovc_vm {
 	struct ovc_wss_snap wss;	/* under host->lock; the working-set sampler's */
 	struct ovc_wss_sampler *wss_sampler; /* under host->lock; NULL: not sampling */
 	struct ovc_snap *snap;		/* the last restore; under host->lock; freed with the VM */
+	struct ovc_dedup_member *dedup;	/* under host->lock; freed with the VM */
 };
 
 /**
@@ -111,6 +113,7 @@ struct ovc_host {
 	bool mgr_stop;
 	_Atomic uint64_t ticks;		/* ATOMIC */
 	bool wss_hook;			/* under tick_lock: the sampler's tick hook is in */
+	struct ovc_dedup *dedup;	/* under @lock; set once, freed with the host */
 };
 
 /* The VM's guest memory, for mechanisms and tests. */

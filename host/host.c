@@ -267,6 +267,7 @@ OVC_EXPORT int ovc_host_destroy(struct ovc_host *host)
 	pthread_mutex_unlock(&host->mgr_lock);
 	pthread_join(host->manager, NULL);
 
+	ovc__dedup_destroy(host->dedup);
 	ovc__fault_engine_destroy(host->engine);
 	ovc__stats_destroy(host->stats);
 	/* Callbacks queued by RCU users below must run before the host goes. */
@@ -412,7 +413,10 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 	/* The pager's own thread takes transitions: it stops while the RAM lives. */
 	ovc__pager_stop(vm->pager);
 	ovc__snap_stop(vm->snap);
+	ovc__dedup_leave(vm->dedup);
 	ovc__fault_engine_detach(host->engine, vm->ram);
+	/* No fault is served any more: the pool references go before the RAM. */
+	ovc__dedup_forget(vm->dedup);
 	ovc__ram_destroy(vm->ram);
 	/* After the RAM: no entry and no fault refer to its stores any more. */
 	ovc__pager_destroy(vm->pager);

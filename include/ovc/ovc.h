@@ -13,5 +13,6 @@
 #include <ovc/policy.h>
 #include <ovc/stats.h>
 #include <ovc/snapshot.h>
+#include <ovc/dedup.h>
 
 #endif /* OVC_OVC_H */

@@ -85,6 +85,19 @@ static void chaos_page(struct chaos *c, struct ovc_xact *x, unsigned int i,
 			made[i] = h;
 		}
 		return;
+	case OVC_PAGE_SHARED:
+		/* Out of the sharing pool (whoever owns it): back in place, or to a store. */
+		if (ovc__ram_store_load(c->ram, gfn, e, bufs[i]))
+			return;
+		if (coin) {
+			ovc__xact_set(x, i, OVC_PAGE_RESIDENT, 0, bufs[i]);
+			return;
+		}
+		if (memstore_save(c->zip, bufs[i], &h) == 0) {
+			ovc__xact_set(x, i, OVC_PAGE_COMPRESSED, h, NULL);
+			made[i] = h;
+		}
+		return;
 	case OVC_PAGE_ZERO:
 	case OVC_PAGE_BALLOONED:
 		if (coin)

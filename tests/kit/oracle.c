@@ -64,6 +64,12 @@ static void report(struct oracle *o, uint64_t page, uint32_t v, const uint64_t *
 			page, v, what, w[0], w[1]);
 }
 
+/* What names a page in its contents: itself, or nothing when contents repeat. */
+static uint64_t tag(const struct oracle *o, uint64_t page)
+{
+	return o->cfg->same_content ? 0 : page;
+}
+
 static bool verify(struct oracle *o, uint64_t page, uint32_t v)
 {
 	const volatile uint64_t *vw = o->base + page * WORDS;
@@ -81,7 +87,7 @@ static bool verify(struct oracle *o, uint64_t page, uint32_t v)
 		}
 		return true;
 	}
-	if (w[0] != (MAGIC ^ page) || w[1] != v) {
+	if (w[0] != (MAGIC ^ tag(o, page)) || w[1] != v) {
 		report(o, page, v, w, "wrong page or version");
 		return false;
 	}
@@ -90,7 +96,7 @@ static bool verify(struct oracle *o, uint64_t page, uint32_t v)
 		return false;
 	}
 	for (i = 3; i < WORDS; i++) {
-		if (w[i] != word(page, v, i)) {
+		if (w[i] != word(tag(o, page), v, i)) {
 			report(o, page, v, w, "body");
 			return false;
 		}
@@ -108,10 +114,10 @@ static void write_page(struct oracle *o, uint64_t page, uint32_t v)
 		return;
 	}
 	for (i = 3; i < WORDS; i++)
-		pw[i] = word(page, v, i);
+		pw[i] = word(tag(o, page), v, i);
 	pw[2] = XXH3_64bits(&pw[3], (WORDS - 3) * sizeof(uint64_t));
 	pw[1] = v;
-	pw[0] = MAGIC ^ page;
+	pw[0] = MAGIC ^ tag(o, page);
 }
 
 static void lock_page(struct shadow *s)

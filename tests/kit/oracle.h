@@ -21,6 +21,9 @@
  * @chaos: run the chaos thread (random transitions through the real API)
  * @chaos_rate: pages per second chaos takes through transitions (0: as fast
  *	as it can)
+ * @same_content: pages of the same version hold the same bytes (so a
+ *	mechanism sharing identical pages finds many), instead of bytes
+ *	that also name the page
  * @seed: seeds every thread's generator
  * @side: run in a thread of its own next to the accessors (e.g. a
  *	mechanism under test reclaiming pages) until *stop is true; the VM
@@ -38,6 +41,7 @@ struct oracle_config {
 	unsigned int zero_pct;
 	bool chaos;
 	uint64_t chaos_rate;
+	bool same_content;
 	uint64_t seed;
 	void (*side)(struct ovc_vm *vm, void *opaque, const _Atomic bool *stop);
 	void *side_opaque;
