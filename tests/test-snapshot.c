@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,7 +14,6 @@
 
 #include <ovc/snapshot.h>
 #include "host/host-internal.h"
-#include "tests/kit/memstore.h"
 #include "tests/kit/sigbus.h"
 
 #define PAGE OVC_PAGE_SIZE
@@ -140,6 +140,50 @@ static void wait_restored(struct ovc_vm *vm)
 	cr_assert_eq(rs.checksum_failures, 0);
 }
 
+
+/*
+ * A sharing pool for the test: SHARED pages are mapped from a file, so the
+ * store says where each page lives (backing). Handles are 1-based slots.
+ */
+struct pool {
+	int fd;
+	uint64_t next;
+};
+
+static int pool_load(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t handle, void *dst)
+{
+	struct pool *pl = opaque;
+
+	return pread(pl->fd, dst, PAGE, (off_t)((handle - 1) * PAGE)) == PAGE ? 0 : -EIO;
+}
+
+static void pool_release(void *opaque, struct ovc_ram *ram, uint64_t gfn, uint64_t handle)
+{
+}
+
+static int pool_backing(void *opaque, uint64_t handle, int *fd, uint64_t *off)
+{
+	struct pool *pl = opaque;
+
+	*fd = pl->fd;
+	*off = (handle - 1) * PAGE;
+	return 0;
+}
+
+static const struct ovc_store_ops pool_ops = {
+	.load = pool_load,
+	.release = pool_release,
+	.backing = pool_backing,
+};
+
+static uint64_t pool_save(struct pool *pl, const void *page)
+{
+	uint64_t h = ++pl->next;
+
+	cr_assert_eq(pwrite(pl->fd, page, PAGE, (off_t)((h - 1) * PAGE)), PAGE);
+	return h;
+}
+
 /*
  * Pages 0..99 resident data, 100..149 resident but zero, 150..199 holes,
  * 200..249 ballooned, 250..299 in the compressed tier, 300..349 swapped,
@@ -151,7 +195,7 @@ Test(snapshot, round_trip_every_state)
 	struct ovc_save_stats ss;
 	struct ovc_restore_stats rs;
 	struct ovc_pager_config pc;
-	struct memstore *ms = memstore_new(64);
+	struct pool pl = { .fd = memfd_create("test-pool", MFD_CLOEXEC) };
 	uint64_t *a, *b, i, h;
 	struct ovc_vm *va = make_vm("a", n, &a), *vb = make_vm("b", n, &b);
 	struct ovc_pager *p;
@@ -164,8 +208,9 @@ Test(snapshot, round_trip_every_state)
 	pc.swap_bytes = 1 << 20;
 	p = ovc_vm_add_pager(va, &pc);
 	cr_assert_not_null(p);
-	cr_assert_not_null(ms);
-	cr_assert_eq(ovc__ram_set_store(va->ram, OVC_PAGE_SHARED, &memstore_ops, ms), 0);
+	cr_assert_geq(pl.fd, 0);
+	cr_assert_eq(ftruncate(pl.fd, 64 * PAGE), 0);
+	cr_assert_eq(ovc__ram_set_store(va->ram, OVC_PAGE_SHARED, &pool_ops, &pl), 0);
 
 	write_pages(a, 0, 100, 1);
 	write_pages(a, 250, 150, 1);
@@ -196,7 +241,7 @@ Test(snapshot, round_trip_every_state)
 		}
 		for (i = 350; i < 400; i++) {
 			cr_assert_eq(ovc__xact_begin(&x, va->ram, i, 1, OVC_XACT_WAIT), 0);
-			cr_assert_eq(memstore_save(ms, ovc__xact_hva(&x, 0), &h), 0);
+			h = pool_save(&pl, ovc__xact_hva(&x, 0));
 			ovc__xact_set(&x, 0, OVC_PAGE_SHARED, h, NULL);
 			cr_assert_eq(ovc__xact_commit(&x), 0);
 		}
@@ -242,7 +287,7 @@ Test(snapshot, round_trip_every_state)
 	cr_assert_eq(state_of(vb, 220), OVC_PAGE_BALLOONED);
 	cr_assert_eq(ovc_vm_destroy(va), 0);
 	cr_assert_eq(ovc_vm_destroy(vb), 0);
-	memstore_destroy(ms);
+	close(pl.fd);
 }
 
 /* A VM still restoring (IMAGE pages) saves through the image store; two ranges. */
