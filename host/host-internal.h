@@ -107,6 +107,8 @@ struct ovc_host {
 	pthread_cond_t mgr_cond;
 	bool mgr_stop;
 	_Atomic uint64_t ticks;		/* ATOMIC */
+	/* host/memsched.c: set under tick_lock and lock; freed by ovc_host_destroy() */
+	struct ovc__memsched *memsched;
 };
 
 /* The VM's guest memory, for mechanisms and tests. */
@@ -127,5 +129,16 @@ void ovc__host_tick(struct ovc_host *host);
 
 /* Copy out what the last tick folded for @vm. Takes host->lock. */
 void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out);
+
+/*
+ * The memory scheduler's admission check for a new policy of @vm: 0, or
+ * -ENOSPC when the reservations would exceed its budget. Called with
+ * host->lock held (host/memsched.c).
+ */
+int ovc__memsched_admit(struct ovc_host *host, const struct ovc_vm *vm,
+			const struct ovc_vm_policy *p);
+
+/* Free the memory scheduler once the manager has stopped (host/memsched.c). */
+void ovc__memsched_free(struct ovc_host *host);
 
 #endif /* OVC_HOST_INTERNAL_H */
