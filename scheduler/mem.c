@@ -25,7 +25,7 @@ OVC_EXPORT void ovc_memsched_config_init(struct ovc_memsched_config *cfg)
 	cfg->low_frac = 0.01;
 	cfg->follow_host = true;
 	cfg->demand_headroom = 0.10;
-	cfg->deadband_frac = 0.02;
+	cfg->deadband_frac = 0.05;
 	cfg->deadband_min_bytes = 4 * MiB;
 	cfg->target_step_frac = 0.10;
 	cfg->balloon_rate_bytes = 64 * MiB;
@@ -282,6 +282,17 @@ static void water_fill(struct ovc_memsched_vm_plan *v, const struct fill *f, uns
 		v[i].entitled_bytes = fill_at(f, lam_lo, k, i);
 }
 
+/*
+ * Where a VM's target starts from this tick: the previous target (within the
+ * VM's bounds now), or the new target when that is lower.
+ */
+static uint64_t base_of(const struct ovc_memsched_vm_plan *v, const struct ovc_memsched_vm_state *p)
+{
+	uint64_t tp = p ? p->target_bytes : v->entitled_bytes;
+
+	return min_u64(v->target_bytes, clamp_u64(tp, v->min_bytes, v->max_bytes));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Free-memory states */
 
@@ -317,6 +328,22 @@ struct vm_in {
 	uint64_t grow_delta;
 };
 
+/*
+ * Whether the working set exceeds the resident memory by more than @delta
+ * and by more than twice the standard error of an estimate from
+ * wss.sampled pages (at most 0.5/sqrt(K) of RAM): (a - r)^2 K >= ram^2.
+ */
+static bool wss_above(const struct ovc_vm_snap *s, uint64_t active, uint64_t res, uint64_t ram,
+		      uint64_t delta)
+{
+	double k = s->wss.sampled ? (double)s->wss.sampled : 100.0, d;
+
+	if (!s->wss.valid || active < res + delta)
+		return false;
+	d = (double)(active - res);
+	return d * d * k >= (double)ram * (double)ram;
+}
+
 static void read_vm(const struct ovc_memsched_config *cfg, const struct ovc_vm_snap *s,
 		    const struct ovc_memsched_vm_state *p, struct ovc_memsched_vm_plan *v,
 		    struct vm_in *in)
@@ -338,6 +365,7 @@ static void read_vm(const struct ovc_memsched_config *cfg, const struct ovc_vm_s
 	}
 	v->ram_bytes = in->ram;
 	v->resident_bytes = in->res;
+	v->zip_bytes = in->zip;
 
 	/* No estimate yet: the resident memory is taken as all active. */
 	active = s->wss.valid ? min_u64(s->wss.active_bytes, in->ram) : in->res;
@@ -352,7 +380,12 @@ static void read_vm(const struct ovc_memsched_config *cfg, const struct ovc_vm_s
 	in->grow_delta = max_u64(page_down(frac_of(cfg->grow_frac, in->ram)), PAGE);
 	grow_bytes = 0;
 	if (p) {
-		if (s->wss.valid && active >= p->active_bytes + in->grow_delta)
+		/*
+		 * The working set outgrowing what is resident means pages it
+		 * needs are out. Sampling K pages has a standard error of at
+		 * most 0.5/sqrt(K) of RAM: only a rise past twice that counts.
+		 */
+		if (wss_above(s, active, in->res, in->ram, in->grow_delta))
 			sign = true;
 		if (in->res >= p->resident_bytes + in->grow_delta) {
 			sign = true;
@@ -483,36 +516,56 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 		t = (r > tp ? r - tp : tp - r) < db ? tp : r;
 		if (t < tp && tp - t > step)
 			t = tp - step;
-		t = clamp_u64(t, v[i].min_bytes, v[i].max_bytes);
-		b = min_u64(t, clamp_u64(tp, v[i].min_bytes, v[i].max_bytes));
-		v[i].target_bytes = t;
+		v[i].target_bytes = clamp_u64(t, v[i].min_bytes, v[i].max_bytes);
+		b = base_of(&v[i], p);
+		t = v[i].target_bytes;
 		sum_base += b;
 		sum_inc += t - b;
 	}
 	sum = sum_base + sum_inc;
-	if (sum > alloc) {
+	if (sum > alloc && sum_base <= alloc) {
 		/* Rises share what the falls and the budget leave. */
-		uint64_t room = alloc > sum_base ? alloc - sum_base : 0;
+		uint64_t room = alloc - sum_base;
 
 		scale = sum_inc ? (double)room / (double)sum_inc : 0.0;
 		sum = 0;
 		cur = 0;
 		for (i = 0; i < n; i++) {
 			const struct ovc_memsched_vm_state *p = find_prev(prev, v[i].id, &cur);
-			uint64_t tp = p ? p->target_bytes : v[i].entitled_bytes;
-			uint64_t b = min_u64(v[i].target_bytes,
-					     clamp_u64(tp, v[i].min_bytes, v[i].max_bytes));
+			uint64_t b = base_of(&v[i], p);
 			uint64_t inc = v[i].target_bytes - b;
 
 			v[i].target_bytes = b + page_down((uint64_t)((double)inc * (scale < 1 ? scale : 1)));
 			sum += v[i].target_bytes;
 		}
-	}
-	if (sum > budget) {
-		/* Slow falls cannot keep up (the budget shrank): jump to the entitlements. */
-		sum = 0;
+	} else if (sum > alloc) {
+		/*
+		 * The slow falls alone overshoot (a VM arrived, a reservation or
+		 * the budget changed): no rises, and every fall goes the same
+		 * share of its way further, just enough to fit.
+		 */
+		uint64_t floor_sum = 0, over = 0;
+		double f;
+
+		cur = 0;
 		for (i = 0; i < n; i++) {
-			v[i].target_bytes = v[i].entitled_bytes;
+			const struct ovc_memsched_vm_state *p = find_prev(prev, v[i].id, &cur);
+			uint64_t b = base_of(&v[i], p), e = v[i].entitled_bytes;
+
+			floor_sum += min_u64(b, e);
+			over += b > e ? b - e : 0;
+		}
+		f = over && alloc > floor_sum ? (double)(alloc - floor_sum) / (double)over : 0.0;
+		if (f > 1.0)
+			f = 1.0;
+		sum = 0;
+		cur = 0;
+		for (i = 0; i < n; i++) {
+			const struct ovc_memsched_vm_state *p = find_prev(prev, v[i].id, &cur);
+			uint64_t b = base_of(&v[i], p), e = v[i].entitled_bytes;
+
+			v[i].target_bytes = min_u64(b, e) +
+				(b > e ? page_down((uint64_t)((double)(b - e) * f)) : 0);
 			sum += v[i].target_bytes;
 		}
 	}
@@ -522,8 +575,10 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 	out->reclaim_goal_bytes = state == OVC_MEM_HIGH ? 0 :
 		(thr[OVC_MEM_HIGH] > free_b ? thr[OVC_MEM_HIGH] - free_b : 0);
 	for (i = 0; i < n; i++) {
-		if (!(v[i].flags & OVC_MEMSCHED_GROWING) && v[i].resident_bytes > v[i].target_bytes)
-			excess_sum += v[i].resident_bytes - v[i].target_bytes;
+		uint64_t held = v[i].resident_bytes + v[i].zip_bytes;
+
+		if (!(v[i].flags & OVC_MEMSCHED_GROWING) && held > v[i].target_bytes)
+			excess_sum += held - v[i].target_bytes;
 	}
 	scale = excess_sum ? (double)out->reclaim_goal_bytes / (double)excess_sum : 0.0;
 	if (scale > 1.0)
@@ -536,11 +591,11 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 		const struct ovc_vm_snap *s = &snap->vms[i];
 		const struct ovc_memsched_vm_state *p = find_prev(prev, s->id, &cur);
 		struct ovc_memsched_vm_plan *w = &v[i];
-		uint64_t excess, r = 0, cover = 0, rem, bal, db, rate, taken;
+		uint64_t excess, r = 0, cover = 0, rem, bal, db, rate, taken, held;
 		int dir = p ? p->last_dir : DIR_NONE;
 		unsigned int dwell = p && p->dwell ? p->dwell - 1 : 0;
 		struct ovc_memsched_vm_plan keep = *w;
-		bool balloon_blocked = false, growing;
+		bool balloon_blocked = false, growing, over_limit;
 		struct vm_in in;
 
 		/* Re-read the mechanism view (read_vm is cheap and pure). */
@@ -549,7 +604,9 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 		w->target_bytes = keep.target_bytes;
 		growing = in.growing;
 		db = max_u64(frac_of(cfg->deadband_frac, in.ram), cfg->deadband_min_bytes);
-		excess = in.res > w->target_bytes ? in.res - w->target_bytes : 0;
+		/* A VM holds its resident pages and its share of the compressed tier. */
+		held = in.res + in.zip;
+		excess = held > w->target_bytes ? held - w->target_bytes : 0;
 		bal = in.bal_target;
 		w->balloon_target_bytes = bal;
 
@@ -561,6 +618,10 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 			if (state == OVC_MEM_LOW)
 				w->flags |= OVC_MEMSCHED_OVER_TARGET;
 		}
+		/* A limit holds in every state, growing or not. */
+		over_limit = held > w->max_bytes;
+		if (over_limit && r < held - w->max_bytes)
+			r = held - w->max_bytes;
 		w->reclaim_bytes = r;
 
 		/* The balloon: inflate toward the target, never under the reservation. */
@@ -610,9 +671,11 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 				w->flags |= OVC_MEMSCHED_BALLOON | OVC_MEMSCHED_GUEST_DEFLATE;
 				dir = DIR_DEFLATE;
 				dwell = cfg->dwell_ticks;
-			} else if (want < bal && bal - want >= db &&
-				   ((state == OVC_MEM_HIGH && (dir != DIR_INFLATE || !dwell)) ||
+			} else if (want < bal &&
+				   ((state == OVC_MEM_HIGH && bal - want >= db &&
+				     (dir != DIR_INFLATE || !dwell)) ||
 				    (growing && state != OVC_MEM_LOW))) {
+				/* A growing VM gets memory back at once, dead band or not. */
 				uint64_t speed = cfg->balloon_rate_bytes * (growing ? 4 : 1);
 				uint64_t nb = bal - want > speed ? bal - speed : want;
 
@@ -626,7 +689,7 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 
 		/* The pager: where the state asks for it and the balloon does not cover. */
 		rem = state == OVC_MEM_LOW ? r : r - cover;
-		if (rem && (state >= OVC_MEM_HARD || balloon_blocked)) {
+		if (rem && (state >= OVC_MEM_HARD || balloon_blocked || over_limit)) {
 			rate = cfg->page_rate_bytes;
 			if (state == OVC_MEM_LOW)
 				rate = frac_of(cfg->low_boost, rate);
@@ -641,7 +704,7 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 		}
 		taken = min_u64(r, cover + w->reclaim_pages * PAGE);
 		/* In SOFT a working balloon takes the rest over the next ticks. */
-		w->unmet_bytes = state == OVC_MEM_SOFT && !balloon_blocked ? 0 : r - taken;
+		w->unmet_bytes = state <= OVC_MEM_SOFT && !balloon_blocked && !over_limit ? 0 : r - taken;
 
 		nx[i].id = s->id;
 		nx[i].target_bytes = w->target_bytes;

@@ -51,7 +51,8 @@ enum ovc_mem_state {
  * @demand_headroom: a VM's demand is max(resident, active) times
  *	1 + this (0.10; 0–4)
  * @deadband_frac: a target change smaller than this share of the VM's RAM
- *	is ignored (0.02; 0–0.5)
+ *	is ignored (0.05, the standard error of a 100-page working-set
+ *	sample; 0–0.5)
  * @deadband_min_bytes: and never smaller than this (4 MiB)
  * @target_step_frac: most a target may fall per tick, as a share of the
  *	VM's RAM (0.10; 0.001–1); rises are bounded by the budget only
@@ -64,8 +65,9 @@ enum ovc_mem_state {
  *	way for this many ticks, unless the VM's demand grows (5; ≤ 1000)
  * @grow_hold_ticks: a VM seen growing is spared reclaim for this many
  *	ticks after the last sign (5; 1–1000)
- * @grow_frac: active or resident memory rising by this share of the VM's
- *	RAM in one tick is growth (0.02; 0.001–1)
+ * @grow_frac: resident memory rising by this share of the VM's RAM in one
+ *	tick, or the working set exceeding the resident memory by this much
+ *	(and by twice the estimate's standard error), is growth (0.02; 0.001–1)
  * @pagein_rate: page-ins per second at or above this are growth (256)
  * @fault_rate_min: served faults per second at or above this, and twice
  *	the previous tick's, are growth (1000)
@@ -120,6 +122,8 @@ struct ovc_memsched_config {
  * @id: the VM's id (struct ovc_vm_snap.id)
  * @ram_bytes: its RAM
  * @resident_bytes: resident pages in the snapshot
+ * @zip_bytes: host memory its compressed tier holds; what it holds is
+ *	@resident_bytes + @zip_bytes, and that is what is held to the target
  * @active_bytes: the active memory used: the working-set estimate, or the
  *	resident size when the VM has none yet (wss.valid false)
  * @demand_bytes: what it could use now (first water-filling cap)
@@ -128,7 +132,8 @@ struct ovc_memsched_config {
  * @entitled_bytes: its share of the budget this tick (shares per active
  *	page with the idle tax, between @min_bytes and @max_bytes)
  * @target_bytes: @entitled_bytes after hysteresis and rate limits: what it
- *	may keep resident (never below @min_bytes, never above @max_bytes)
+ *	may hold, resident or compressed (never below @min_bytes, never above
+ *	@max_bytes)
  * @reclaim_bytes: memory this tick asks back from it (0 in HIGH)
  * @balloon_target_bytes: what its balloon should hold (valid with
  *	OVC_MEMSCHED_BALLOON; else the balloon's current target)
@@ -140,6 +145,7 @@ struct ovc_memsched_vm_plan {
 	uint64_t id;
 	uint64_t ram_bytes;
 	uint64_t resident_bytes;
+	uint64_t zip_bytes;
 	uint64_t active_bytes;
 	uint64_t demand_bytes;
 	uint64_t min_bytes;
