@@ -266,17 +266,23 @@ static void water_fill(struct ovc_memsched_vm_plan *v, const struct fill *f, uns
 			v[i].entitled_bytes = f[i].hi;
 		return;
 	}
-	/* 60 halvings: λ to 2^-60 of its range, far below a page per VM. */
-	for (it = 0; it < 60; it++) {
+	/*
+	 * Halve until the fill is within a page per VM of the total, or λ is
+	 * known to 2^-40 of its range (a page of a TiB).
+	 */
+	for (it = 0; it < 40; it++) {
 		double mid = (lam_lo + lam_hi) / 2;
 		uint64_t sum = 0;
 
 		for (i = 0; i < n && sum <= total; i++)
 			sum += fill_at(f, mid, k, i);
-		if (sum <= total)
+		if (sum <= total) {
 			lam_lo = mid;
-		else
+			if (total - sum <= (uint64_t)n * PAGE)
+				break;
+		} else {
 			lam_hi = mid;
+		}
 	}
 	for (i = 0; i < n; i++)
 		v[i].entitled_bytes = fill_at(f, lam_lo, k, i);
