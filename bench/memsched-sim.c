@@ -184,7 +184,7 @@ int main(int argc, char **argv)
 			overcommit = strtod(optarg, NULL);
 			break;
 		case 's':
-			rng_state = strtoull(optarg, NULL, 0) | 1;
+			rng_state = strtoull(optarg, NULL, 0) * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL;
 			break;
 		case 'j':
 			json = optarg;

@@ -583,7 +583,8 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 	for (i = 0; i < n; i++) {
 		uint64_t held = v[i].resident_bytes + v[i].zip_bytes;
 
-		if (!(v[i].flags & OVC_MEMSCHED_GROWING) && held > v[i].target_bytes)
+		if ((!(v[i].flags & OVC_MEMSCHED_GROWING) || state >= OVC_MEM_HARD) &&
+		    held > v[i].target_bytes)
 			excess_sum += held - v[i].target_bytes;
 	}
 	scale = excess_sum ? (double)out->reclaim_goal_bytes / (double)excess_sum : 0.0;
@@ -616,7 +617,11 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 		bal = in.bal_target;
 		w->balloon_target_bytes = bal;
 
-		if (state != OVC_MEM_HIGH && excess && !growing) {
+		/*
+		 * A growing VM is spared in SOFT; in HARD and LOW it too comes
+		 * down to its target (which its growth has already raised).
+		 */
+		if (state != OVC_MEM_HIGH && excess && (!growing || state >= OVC_MEM_HARD)) {
 			r = page_down((uint64_t)((double)excess * scale));
 			if (!r && excess)
 				r = min_u64(excess, PAGE);
@@ -680,7 +685,7 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 			} else if (want < bal &&
 				   ((state == OVC_MEM_HIGH && bal - want >= db &&
 				     (dir != DIR_INFLATE || !dwell)) ||
-				    (growing && state != OVC_MEM_LOW))) {
+				    (growing && !excess && state != OVC_MEM_LOW))) {
 				/* A growing VM gets memory back at once, dead band or not. */
 				uint64_t speed = cfg->balloon_rate_bytes * (growing ? 4 : 1);
 				uint64_t nb = bal - want > speed ? bal - speed : want;
