@@ -598,7 +598,7 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 		const struct ovc_vm_snap *s = &snap->vms[i];
 		const struct ovc_memsched_vm_state *p = find_prev(prev, s->id, &cur);
 		struct ovc_memsched_vm_plan *w = &v[i];
-		uint64_t excess, r = 0, cover = 0, rem, bal, db, rate, taken, held;
+		uint64_t excess, r = 0, cover = 0, rem, bal, db, rate, taken, held, asked = 0;
 		int dir = p ? p->last_dir : DIR_NONE;
 		unsigned int dwell = p && p->dwell ? p->dwell - 1 : 0;
 		struct ovc_memsched_vm_plan keep = *w;
@@ -651,6 +651,8 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 
 			cover = min_u64(in_flight, r);
 			if (capped) {
+				/* Keep asking what was capped, so it stays known as capped. */
+				asked = p->balloon_bytes;
 				balloon_blocked = true;
 				w->flags |= OVC_MEMSCHED_NO_BALLOON;
 			} else if (r > in_flight && bal < most &&
@@ -719,7 +721,8 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 
 		nx[i].id = s->id;
 		nx[i].target_bytes = w->target_bytes;
-		nx[i].balloon_bytes = w->balloon_target_bytes;
+		nx[i].balloon_bytes = (w->flags & OVC_MEMSCHED_BALLOON) || !asked ?
+			w->balloon_target_bytes : asked;
 		nx[i].balloon_actual_bytes = in.bal_actual;
 		nx[i].balloon_deflated = s->has_balloon ? s->balloon.deflated : 0;
 		nx[i].active_bytes = w->active_bytes;
