@@ -709,7 +709,10 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 			if (!s->has_pager) {
 				w->flags |= OVC_MEMSCHED_NO_PAGER;
 			} else {
-				w->reclaim_pages = min_u64(rem, rate) / PAGE;
+				/* Resident memory never goes under the floor, whatever the tier holds. */
+				uint64_t room = in.res > w->min_bytes ? in.res - w->min_bytes : 0;
+
+				w->reclaim_pages = min_u64(min_u64(rem, rate), room) / PAGE;
 				if (w->reclaim_pages)
 					w->flags |= OVC_MEMSCHED_PAGE;
 				page_sum += w->reclaim_pages;

@@ -250,6 +250,26 @@ Test(memsched, reservation_is_a_floor)
 	}
 }
 
+/* A VM at its floor with pages in the compressed tier: the pager does not go under the floor. */
+Test(memsched, floor_holds_with_compressed_pages)
+{
+	const struct ovc_memsched_plan *p;
+	struct ovc_vm_snap *b;
+
+	add_vm(4 * GiB, 4 * GiB, 4 * GiB);
+	b = add_vm(4 * GiB, 1 * GiB, 0);
+	b->has_pager = true;
+	b->pager.zip_bytes = 512 * MiB;
+	b->policy.mem_reservation_bytes = 1 * GiB;
+	cfg.budget_bytes = 4 * GiB;
+	p = tick();
+	cr_assert_eq(p->state, OVC_MEM_LOW);
+	cr_assert_eq(p->vms[1].target_bytes, 1 * GiB);
+	cr_assert_gt(p->vms[1].reclaim_bytes, 0, "it holds more than its floor");
+	cr_assert_eq(p->vms[1].reclaim_pages, 0);
+	cr_assert_gt(p->vms[1].unmet_bytes, 0);
+}
+
 Test(memsched, limit_is_a_ceiling)
 {
 	const struct ovc_memsched_plan *p;
