@@ -27,8 +27,11 @@ static struct ovc_memsched_plan plans[2];
 static unsigned int cur;
 static bool have_prev;
 
+/* Idempotent: the suite's .init and a live test's own .init both run it. */
 static void pure_setup(void)
 {
+	ovc_memsched_plan_fini(&plans[0]);
+	ovc_memsched_plan_fini(&plans[1]);
 	memset(vms, 0, sizeof(vms));
 	memset(&snap, 0, sizeof(snap));
 	snap.vms = vms;
