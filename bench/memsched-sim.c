@@ -141,7 +141,7 @@ static double sample_share(double p)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: memsched-sim [--vms N] [--ticks N | --seconds N] [--overcommit X]\n"
-		   "                    [--seed N] [--json FILE] [--quiet]\n");
+		   "                    [--seed N] [--page-rate-total MIB] [--json FILE] [--quiet]\n");
 }
 
 int main(int argc, char **argv)
@@ -152,6 +152,7 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "overcommit", required_argument, NULL, 'o' },
 		{ "seed", required_argument, NULL, 's' },
+		{ "page-rate-total", required_argument, NULL, 'p' },
 		{ "json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -159,9 +160,10 @@ int main(int argc, char **argv)
 	};
 	unsigned int nvms = 1000, ticks = 600, warmup, i, t;
 	unsigned long long violations = 0, over_budget_ticks = 0, state_ticks[OVC_MEM_NR_STATES] = { 0 };
-	unsigned long long bal_flips = 0, growing_ticks = 0;
+	unsigned long long bal_flips = 0, growing_ticks = 0, viol[3] = { 0 };
 	double overcommit = 2.0, act_sum = 0, act_res_sum = 0, max_over = 0;
 	const char *json = NULL;
+	unsigned long long page_total_mib = 0;
 	bool quiet = false;
 	struct ovc_memsched_config cfg;
 	struct ovc_memsched_plan plans[2];
@@ -188,6 +190,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			json = optarg;
+			break;
+		case 'p':
+			page_total_mib = strtoull(optarg, NULL, 0);
 			break;
 		case 'q':
 			quiet = true;
@@ -268,6 +273,13 @@ int main(int argc, char **argv)
 	ovc_memsched_config_init(&cfg);
 	cfg.budget_bytes = (uint64_t)((double)ram_sum / overcommit) & ~(PAGE - 1);
 	cfg.follow_host = false;
+	if (page_total_mib)
+		cfg.page_rate_total_bytes = page_total_mib * MiB;
+	if (ovc_memsched_config_check(&cfg, NULL)) {
+		fprintf(stderr, "memsched-sim: --page-rate-total must be at least %llu MiB\n",
+			(unsigned long long)(cfg.page_rate_bytes / MiB));
+		return 2;
+	}
 	/* Reservations on 10% of the VMs (a quarter to half their RAM, within half the budget), limits on 10%. */
 	for (i = 0; i < nvms; i++) {
 		uint64_t ram = vms[i].ram;
@@ -353,7 +365,7 @@ int main(int argc, char **argv)
 			if (pv->flags & OVC_MEMSCHED_GROWING)
 				growing_ticks++;
 			if (pv->target_bytes < min_u64(rsv, v->ram))
-				violations++;
+				viol[0]++;
 
 			/* Balloon: the device caps the target; the guest follows or not. */
 			if (s->has_balloon && (pv->flags & OVC_MEMSCHED_BALLOON)) {
@@ -419,9 +431,9 @@ int main(int argc, char **argv)
 				v->paged += x;
 			}
 			if (v->res < res0 && v->res < rsv)
-				violations++;	/* reclaimed under the reservation */
+				viol[1]++;	/* reclaimed under the reservation */
 			if (v->bal_actual > v->ram - rsv)
-				violations++;	/* ballooned under the reservation */
+				viol[2]++;	/* ballooned under the reservation */
 
 			/* The guest: within what the balloon leaves it. */
 			{
@@ -479,6 +491,7 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < nvms; i++)
 		bal_flips += vms[i].bal_flips;
+	violations = viol[0] + viol[1] + viol[2];
 
 	qsort(cost, ticks, sizeof(*cost), cmp_u64);
 	{
@@ -491,7 +504,8 @@ int main(int argc, char **argv)
 		printf("memsched-sim: %u VMs, %.1f GiB RAM on a %.1f GiB budget (%.1fx), %u ticks\n",
 		       nvms, (double)ram_sum / GiB, (double)cfg.budget_bytes / GiB, overcommit, ticks);
 		printf("  plan cost: median %.3f ms, p99 %.3f ms, max %.3f ms\n", med, p99, mx);
-		printf("  reservation violations: %llu\n", violations);
+		printf("  reservation violations: %llu (targets %llu, reclaimed under %llu, ballooned under %llu)\n",
+		       violations, viol[0], viol[1], viol[2]);
 		printf("  active memory resident: %.2f%% (after %u warm-up ticks)\n", act_pct, warmup);
 		printf("  over budget: %llu ticks, at most %.2f%%\n", over_budget_ticks, 100 * max_over);
 		printf("  states: high %llu, soft %llu, hard %llu, low %llu ticks\n", state_ticks[0],

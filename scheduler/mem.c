@@ -674,6 +674,18 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 				cover = r;
 		}
 
+		/*
+		 * A balloon still inflating toward more than the VM now holds
+		 * above its target would take it under: ask only for the rest.
+		 */
+		if (s->has_balloon && in.balloon_ok && !in.stalled &&
+		    !(w->flags & OVC_MEMSCHED_BALLOON) && bal > in.bal_actual &&
+		    bal - in.bal_actual > excess + min_u64(max_u64(PAGE, db / 4),
+							   w->target_bytes - w->min_bytes)) {
+			w->balloon_target_bytes = page_down(in.bal_actual + excess);
+			w->flags |= OVC_MEMSCHED_BALLOON;
+		}
+
 		/* Memory flows back: deflate toward what the target allows. */
 		if (s->has_balloon && in.balloon_ok && !(w->flags & OVC_MEMSCHED_BALLOON)) {
 			uint64_t want = w->target_bytes >= in.ram ? 0 : in.ram - w->target_bytes;
@@ -709,8 +721,16 @@ OVC_EXPORT int ovc_memsched_plan(const struct ovc_memsched_config *cfg,
 			if (!s->has_pager) {
 				w->flags |= OVC_MEMSCHED_NO_PAGER;
 			} else {
-				/* Resident memory never goes under the floor, whatever the tier holds. */
-				uint64_t room = in.res > w->min_bytes ? in.res - w->min_bytes : 0;
+				/*
+				 * Resident memory never goes under the floor, whatever
+				 * the tier holds, even with the balloon (in LOW both
+				 * work at once) taking its part too.
+				 */
+				uint64_t pending = s->has_balloon && in.balloon_ok &&
+					w->balloon_target_bytes > in.bal_actual ?
+					w->balloon_target_bytes - in.bal_actual : 0;
+				uint64_t room = in.res > w->min_bytes + pending ?
+					in.res - w->min_bytes - pending : 0;
 
 				w->reclaim_pages = min_u64(min_u64(rem, rate), room) / PAGE;
 				if (w->reclaim_pages)

@@ -339,6 +339,16 @@ Test(memsched, budget_never_exceeded)
 			p = tick();
 			check_invariants(p);
 			cr_assert(!p->reservations_over_budget);
+			/* Balloon and pager together never take a VM under its floor. */
+			for (i = 0; i < snap.nvms; i++) {
+				const struct ovc_memsched_vm_plan *v = &p->vms[i];
+				uint64_t res = res_of(&vms[i]), take = v->reclaim_pages * PAGE;
+
+				if (vms[i].has_balloon && v->balloon_target_bytes > vms[i].balloon.actual_pages * PAGE)
+					take += v->balloon_target_bytes - vms[i].balloon.actual_pages * PAGE;
+				if (take)
+					cr_assert_geq(res, v->min_bytes + take, "vm %u under its floor", i);
+			}
 		}
 	}
 }
