@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* bench/memsched-sim.c: the memory scheduler driving a model of 1,000 VMs on a host overcommitted 2x. */
+/* bench/memsched-sim.c: the memory scheduler driving a model of 1,000 VMs, 2x overcommitted. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -205,7 +205,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (nvms < 1 || nvms > 100000 || ticks < 2 || ticks > 1000000 || !(overcommit >= 1.0 && overcommit <= 16.0)) {
+	if (nvms < 1 || nvms > 100000 || ticks < 2 || ticks > 1000000 ||
+	    !(overcommit >= 1.0 && overcommit <= 16.0)) {
 		fprintf(stderr, "memsched-sim: --vms 1-100000, --ticks 2-1000000, --overcommit 1-16\n");
 		return 2;
 	}
@@ -280,7 +281,10 @@ int main(int argc, char **argv)
 			(unsigned long long)(cfg.page_rate_bytes / MiB));
 		return 2;
 	}
-	/* Reservations on 10% of the VMs (a quarter to half their RAM, within half the budget), limits on 10%. */
+	/*
+	 * Reservations on 10% of the VMs (a quarter to half their RAM, within
+	 * half the budget), limits on 10%.
+	 */
 	for (i = 0; i < nvms; i++) {
 		uint64_t ram = vms[i].ram;
 
@@ -504,7 +508,8 @@ int main(int argc, char **argv)
 		printf("memsched-sim: %u VMs, %.1f GiB RAM on a %.1f GiB budget (%.1fx), %u ticks\n",
 		       nvms, (double)ram_sum / GiB, (double)cfg.budget_bytes / GiB, overcommit, ticks);
 		printf("  plan cost: median %.3f ms, p99 %.3f ms, max %.3f ms\n", med, p99, mx);
-		printf("  reservation violations: %llu (targets %llu, reclaimed under %llu, ballooned under %llu)\n",
+		printf("  reservation violations: %llu (targets %llu, reclaimed under %llu, "
+		       "ballooned under %llu)\n",
 		       violations, viol[0], viol[1], viol[2]);
 		printf("  active memory resident: %.2f%% (after %u warm-up ticks)\n", act_pct, warmup);
 		printf("  over budget: %llu ticks, at most %.2f%%\n", over_budget_ticks, 100 * max_over);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* host/memsched.c: the memory scheduler on the manager's tick: plan from the snapshot, then apply it. */
+/* host/memsched.c: the memory scheduler on the manager's tick: plan, then apply. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* tests/test-memsched.c: the memory scheduler: entitlements, states, reclaim order, hysteresis, live on a host. */
+/* tests/test-memsched.c: memory scheduler: entitlements, states, reclaim, hysteresis, live host. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -682,7 +682,8 @@ Test(memsched, no_oscillation)
 		check_invariants(p);
 		if (getenv("MEMSCHED_TRACE"))
 			for (i = 0; i < 3; i++)
-				fprintf(stderr, "t%u %s vm%u res %4llu act %4llu ent %4llu tgt %4llu bal %4llu/%4llu pg %5llu fl %x\n",
+				fprintf(stderr, "t%u %s vm%u res %4llu act %4llu ent %4llu tgt %4llu "
+					"bal %4llu/%4llu pg %5llu fl %x\n",
 					t, ovc_mem_state_name(p->state), i,
 					(unsigned long long)(res_of(&vms[i]) >> 20),
 					(unsigned long long)(p->vms[i].active_bytes >> 20),
@@ -1204,7 +1205,8 @@ Test(memsched, live_targets_applied, .init = live_setup, .fini = live_finish, .t
 		driver_follow();
 		if (getenv("MEMSCHED_TRACE")) {
 			cr_assert_eq(ovc_host_get_memsched(lhost, NULL, &st), 0);
-			fprintf(stderr, "t%u %s used %llu free %llu res %llu %llu tgt %llu %llu bal %llu recl %llu %llu\n",
+			fprintf(stderr, "t%u %s used %llu free %llu res %llu %llu tgt %llu %llu "
+				"bal %llu recl %llu %llu\n",
 				t, ovc_mem_state_name(st.state),
 				(unsigned long long)st.used_bytes >> 10, (unsigned long long)st.free_bytes >> 10,
 				(unsigned long long)resident(0) >> 10, (unsigned long long)resident(1) >> 10,
