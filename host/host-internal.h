@@ -114,6 +114,8 @@ struct ovc_host {
 	_Atomic uint64_t ticks;		/* ATOMIC */
 	bool wss_hook;			/* under tick_lock: the sampler's tick hook is in */
 	struct ovc_dedup *dedup;	/* under @lock; set once, freed with the host */
+	/* host/memsched.c: set under tick_lock and lock; freed by ovc_host_destroy() */
+	struct ovc__memsched *memsched;
 };
 
 /* The VM's guest memory, for mechanisms and tests. */
@@ -134,5 +136,16 @@ void ovc__host_tick(struct ovc_host *host);
 
 /* Copy out what the last tick folded for @vm. Takes host->lock. */
 void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out);
+
+/*
+ * The memory scheduler's admission check for a new policy of @vm: 0, or
+ * -ENOSPC when the reservations would exceed its budget. Called with
+ * host->lock held (host/memsched.c).
+ */
+int ovc__memsched_admit(struct ovc_host *host, const struct ovc_vm *vm,
+			const struct ovc_vm_policy *p);
+
+/* Free the memory scheduler once the manager has stopped (host/memsched.c). */
+void ovc__memsched_free(struct ovc_host *host);
 
 #endif /* OVC_HOST_INTERNAL_H */

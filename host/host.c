@@ -269,6 +269,7 @@ OVC_EXPORT int ovc_host_destroy(struct ovc_host *host)
 
 	ovc__dedup_destroy(host->dedup);
 	ovc__fault_engine_destroy(host->engine);
+	ovc__memsched_free(host);
 	ovc__stats_destroy(host->stats);
 	/* Callbacks queued by RCU users below must run before the host goes. */
 	urcu_memb_barrier();
@@ -399,9 +400,12 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 	if (!vm)
 		return -EINVAL;
 	host = vm->host;
+	/* Tick hooks use the VM's pager outside the host lock: wait for the tick. */
+	pthread_mutex_lock(&host->tick_lock);
 	pthread_mutex_lock(&host->lock);
 	if (vm->nvcpus || vm->balloon) {
 		pthread_mutex_unlock(&host->lock);
+		pthread_mutex_unlock(&host->tick_lock);
 		ovc__err(&host->log, "vm %s: cannot destroy: %u vCPUs%s still registered",
 			 vm->name, vm->nvcpus, vm->balloon ? " and a balloon" : "");
 		return -EBUSY;
@@ -409,6 +413,7 @@ OVC_EXPORT int ovc_vm_destroy(struct ovc_vm *vm)
 	cds_list_del(&vm->node);
 	host->nvms--;
 	pthread_mutex_unlock(&host->lock);
+	pthread_mutex_unlock(&host->tick_lock);
 
 	/* The pager's own thread takes transitions: it stops while the RAM lives. */
 	ovc__pager_stop(vm->pager);
@@ -517,10 +522,15 @@ OVC_EXPORT int ovc_balloon_remove(struct ovc_balloon *b)
 	if (!b)
 		return -EINVAL;
 	vm = b->owner;
-	/* Under the host lock no tick is inside the controller. */
+	/*
+	 * Under the host lock no tick is inside the controller; under the tick
+	 * lock no tick hook is using the balloon outside the host lock.
+	 */
+	pthread_mutex_lock(&vm->host->tick_lock);
 	pthread_mutex_lock(&vm->host->lock);
 	vm->balloon = NULL;
 	pthread_mutex_unlock(&vm->host->lock);
+	pthread_mutex_unlock(&vm->host->tick_lock);
 	ovc__balloon_destroy(b);
 	return 0;
 }
@@ -589,6 +599,7 @@ OVC_EXPORT int ovc_vm_policy_check(const struct ovc_vm_policy *p, const char **w
 OVC_EXPORT int ovc_vm_set_policy(struct ovc_vm *vm, const struct ovc_vm_policy *p)
 {
 	const char *why;
+	int ret;
 
 	if (!vm)
 		return -EINVAL;
@@ -597,9 +608,14 @@ OVC_EXPORT int ovc_vm_set_policy(struct ovc_vm *vm, const struct ovc_vm_policy *
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&vm->host->lock);
-	vm->policy = *p;
+	ret = ovc__memsched_admit(vm->host, vm, p);
+	if (!ret)
+		vm->policy = *p;
 	pthread_mutex_unlock(&vm->host->lock);
-	return 0;
+	if (ret)
+		ovc__err(&vm->host->log, "vm %s: policy refused: reservations would exceed the memory budget",
+			 vm->name);
+	return ret;
 }
 
 OVC_EXPORT int ovc_vm_get_policy(struct ovc_vm *vm, struct ovc_vm_policy *p)

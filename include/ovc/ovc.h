@@ -14,5 +14,6 @@
 #include <ovc/stats.h>
 #include <ovc/snapshot.h>
 #include <ovc/dedup.h>
+#include <ovc/memsched.h>
 
 #endif /* OVC_OVC_H */
