@@ -317,8 +317,11 @@ int ovc__uffd_wake(struct ovc_ram *ram, uintptr_t start, size_t len);
 int ovc__uffd_unwp_nowake(struct ovc_ram *ram, uintptr_t start, size_t len);
 int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 		   uint64_t npages);
-/* Map an armed resident page again in place (UFFDIO_CONTINUE, no wake); BUSY held. */
-int ovc__uffd_continue(struct ovc_ram *ram, uintptr_t addr);
+/*
+ * Map a resident page's memfd contents in place (UFFDIO_CONTINUE, no wake),
+ * write-protected with @wp. Return 0, -EEXIST (already mapped) or an errno.
+ */
+int ovc__uffd_continue(struct ovc_ram *ram, uintptr_t addr, bool wp);
 /* Zap [addr, addr+len) of the guest mapping, keeping the memfd's pages; BUSY held. */
 int ovc__ram_zap(struct ovc_ram *ram, uintptr_t addr, size_t len);
 

@@ -215,7 +215,7 @@ static void serve_minor(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn
 		ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
 		return;
 	}
-	ret = ovc__uffd_continue(ram, addr);
+	ret = ovc__uffd_continue(ram, addr, false);
 	if (ret && ret != -EEXIST) {
 		ovc__err(ram->log, "fault: map armed gfn 0x%llx again: %s",
 			 (unsigned long long)gfn, strerror(-ret));
@@ -228,6 +228,26 @@ static void serve_minor(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn
 				      OVC_PTE_ACCESSED);
 	count(ram, ret ? OVC_FAULT_SPURIOUS : OVC_FAULT_MINOR, ret ? 0 : t0);
 	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+}
+
+/*
+ * A minor fault on a page under a transition: its contents are in the memfd
+ * but its mapping is new (a shared page's own mapping put back) or zapped. The
+ * transition's holder may itself be the reader (a compare through the
+ * mapping), so waiting for BUSY could wait forever. Map the page
+ * write-protected instead, without touching the entry: reads go on, a write
+ * still faults and waits for the transition as any other. A punch or remap by
+ * the holder takes the mapping away again. Return true when served.
+ */
+static bool map_under_transition(struct ovc_ram *ram, uintptr_t addr)
+{
+	int ret = ovc__uffd_continue(ram, addr, true);
+
+	if (ret && ret != -EEXIST)
+		return false;	/* gone meanwhile: wait for the holder as usual */
+	count(ram, OVC_FAULT_SPURIOUS, 0);
+	ovc__uffd_wake(ram, addr, OVC_PAGE_SIZE);
+	return true;
 }
 
 static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *buf)
@@ -252,6 +272,9 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 
 	for (;;) {
 		e = atomic_load_explicit(pte, memory_order_acquire);
+		if ((e & OVC_PTE_BUSY) && minor && ovc__pte_state(e) == OVC_PAGE_RESIDENT &&
+		    map_under_transition(ram, addr))
+			return;
 		if (e & OVC_PTE_BUSY) {
 			/*
 			 * Never wait here: mark the entry and drop the message.

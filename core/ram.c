@@ -12,6 +12,7 @@
 
 #include "core/core-internal.h"
 #include "core/uffd.h"
+#include "core/uffd.h"
 
 _Static_assert(sizeof(_Atomic uint64_t) == 8, "page-table entry is 8 bytes");
 _Static_assert(OVC_PAGE_NR_STATES <= OVC_PTE_STATE_MASK + 1, "states fit the entry");
@@ -427,11 +428,11 @@ int ovc__ram_punch(struct ovc_ram *ram, struct ovc_region *rg, uint64_t gfn,
 	return 0;
 }
 
-int ovc__uffd_continue(struct ovc_ram *ram, uintptr_t addr)
+int ovc__uffd_continue(struct ovc_ram *ram, uintptr_t addr, bool wp)
 {
 	struct uffdio_continue c = {
 		.range = { .start = addr, .len = OVC_PAGE_SIZE },
-		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE,
+		.mode = UFFDIO_CONTINUE_MODE_DONTWAKE | (wp ? OVC_UFFDIO_CONTINUE_MODE_WP : 0),
 	};
 
 	return ovc__uffd_ioctl(ram, UFFDIO_CONTINUE, &c);

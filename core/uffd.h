@@ -23,6 +23,9 @@ struct uffdio_poison {
 #define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
 #endif
 
+/* Map write-protected (Linux 6.4; a WP-registered range). */
+#define OVC_UFFDIO_CONTINUE_MODE_WP ((__u64)1 << 1)
+
 /* /dev/userfaultfd, Linux 6.1, for when the syscall is refused. */
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)

@@ -121,7 +121,7 @@ int ovc__xact_begin(struct ovc_xact *x, struct ovc_ram *ram, uint64_t gfn,
 	for (i = 0; i < npages && !(flags & OVC_XACT_NOMAP); i++) {
 		if (!armed_resident(x->old[i]))
 			continue;
-		ret = ovc__uffd_continue(ram, (uintptr_t)ovc__region_hva(rg, gfn + i));
+		ret = ovc__uffd_continue(ram, (uintptr_t)ovc__region_hva(rg, gfn + i), false);
 		if (ret && ret != -EEXIST) {
 			ovc__err(ram->log, "transition: map armed gfn 0x%llx: %s",
 				 (unsigned long long)(gfn + i), strerror(-ret));
