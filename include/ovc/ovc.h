@@ -12,5 +12,7 @@
 #include <ovc/pager.h>
 #include <ovc/policy.h>
 #include <ovc/stats.h>
+#include <ovc/export.h>
+#include <ovc/ctl.h>
 
 #endif /* OVC_OVC_H */
