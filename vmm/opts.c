@@ -45,6 +45,9 @@ void vmm_usage(FILE *out)
 "  --balloon-step SIZE the most a balloon's target moves per tick (1 s; default 64M)\n"
 "  --swap-dir DIR      where pagers' swap files go (default: --log-dir)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
+"  --ctl PATH          serve the control socket (memctl) at PATH; 'off' for none\n"
+"                      (default $XDG_RUNTIME_DIR/ovc/ovc-vmm.sock, or\n"
+"                      /run/ovc/ovc-vmm.sock; skipped with a warning if taken)\n"
 "  --quiet             no per-VM lines on stdout\n"
 "  --help              this text\n"
 "\n"
@@ -361,7 +364,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
-	OPT_BALLOON_STEP, OPT_SWAP_DIR,
+	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_CTL,
 };
 
 static const struct option long_opts[] = {
@@ -378,6 +381,7 @@ static const struct option long_opts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "balloon-step", required_argument, NULL, OPT_BALLOON_STEP },
 	{ "swap-dir", required_argument, NULL, OPT_SWAP_DIR },
+	{ "ctl", required_argument, NULL, OPT_CTL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -463,6 +467,13 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 			break;
 		case OPT_SWAP_DIR:
 			o->swap_dir = optarg;
+			break;
+		case OPT_CTL:
+			if (!*optarg) {
+				fprintf(err, "ovc-vmm: --ctl takes a socket path or 'off'\n");
+				return -EINVAL;
+			}
+			o->ctl = optarg;
 			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {

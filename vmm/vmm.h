@@ -69,6 +69,7 @@ struct vmm_opts {
 	unsigned int fault_threads;
 	uint64_t balloon_step;		/* 0: libovc's default */
 	const char *swap_dir;		/* where pagers put swap files */
+	const char *ctl;		/* --ctl: NULL for the default, "off" */
 	bool quiet;
 };
 
@@ -171,6 +172,7 @@ struct vmm {
 	struct vmm_vm *vms[VMM_MAX_VMS];
 	unsigned int nvms;
 	int done_fd;			/* eventfd: a VM stopped running */
+	struct ovc_ctl *ctl;		/* the control socket, or NULL */
 };
 
 /* opts.c */
