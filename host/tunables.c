@@ -70,6 +70,10 @@ static int balloon_target_check(struct ovc_tun_ctx *c, union ovc_tun_val v)
 	return 0;
 }
 
+/*
+ * The balloon's lock nests inside the host lock (as in the manager's tick);
+ * the first step and the balloon's notify run now, the rest on the ticks.
+ */
 static int balloon_target_set(struct ovc_tun_ctx *c, union ovc_tun_val v)
 {
 	return ovc_balloon_set_target(c->vm->balloon, v.u);

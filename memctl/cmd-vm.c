@@ -68,10 +68,10 @@ static void show_vm(json_t *v, json_t *tun)
 	       (unsigned long long)mc_u64(t, "reclaim_pages"), mc_dbl(t, "cpu_entitled"),
 	       mc_dbl(t, "cpu_demand"));
 	if (json_is_object(b))
-		printf("balloon   target %s, guest holds %s, %s%s\n", mc_size(s[0], b, "target_bytes"),
+		printf("balloon   target %s, guest holds %s, %s\n", mc_size(s[0], b, "target_bytes"),
 		       mc_size(s[1], b, "actual_bytes"),
-		       json_is_true(json_object_get(b, "stalled")) ? "STALLED" : "following",
-		       "");
+		       json_is_true(json_object_get(b, "stalled")) ?
+		       "stalled (the guest does not follow)" : "following");
 	else
 		printf("balloon   none\n");
 	if (json_is_object(p))
