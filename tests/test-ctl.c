@@ -1027,3 +1027,66 @@ Test(memctl, cannot_connect)
 	cr_assert_eq(memctl(&r, path, "vm", "list", NULL), 3);
 	start_ctl(NULL);
 }
+
+/* memctl against ovc-vmm running a KVM guest. */
+Test(memctl_vmm, live_vmm, .timeout = 120)
+{
+	static struct mc_run r;
+	char logdir[64], path[128];
+	int status, i, fd;
+	json_t *o;
+	pid_t pid;
+
+	if (access("/dev/kvm", R_OK | W_OK))
+		cr_skip_test("no usable /dev/kvm: KVM guests cannot run here");
+	snprintf(dir, sizeof(dir), "/tmp/ovc-test-ctl-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(logdir, sizeof(logdir), "%s", dir);
+	snprintf(path, sizeof(path), "%s/vmm.sock", dir);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execl(OVC_VMM_PATH, OVC_VMM_PATH, "--vm",
+		      "name=burn,mem=64M,vcpus=2,guest=cpuburn,args=duty=30,devices=balloon",
+		      "--seconds", "6", "--grace", "10", "--quiet", "--log-dir", logdir,
+		      "--ctl", path, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500 && access(path, F_OK); i++)
+		usleep(10000);
+	cr_assert_lt(i, 500, "ovc-vmm made no socket at %s", path);
+	/* Wait for a snapshot with the VM in it. */
+	for (i = 0; i < 50; i++) {
+		if (memctl(&r, path, "-j", "vm", "list", NULL) == 0 && strstr(r.out, "\"burn\""))
+			break;
+		usleep(100000);
+	}
+	cr_assert_lt(i, 50, "no VM in ovc-vmm's list: %s %s", r.out, r.err);
+	o = parse(r.out);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(o, "vms"), 0),
+							"vcpus")), 2);
+	json_decref(o);
+	cr_assert_eq(memctl(&r, path, "status", NULL), 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "1 VMs, 2 vCPUs"), "%s", r.out);
+	cr_assert_eq(memctl(&r, path, "set", "burn", "cpu.shares=500", "mem.limit=48M", NULL), 0,
+		     "%s", r.err);
+	cr_assert_eq(memctl(&r, path, "get", "burn", "cpu.shares", NULL), 0);
+	cr_assert_str_eq(r.out, "cpu.shares=500\n");
+	cr_assert_eq(memctl(&r, path, "balloon", "burn", "8M", NULL), 0, "%s", r.err);
+	cr_assert_eq(memctl(&r, path, "top", "-b", "-n", "2", "-d", "0.5", NULL), 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, ",burn,1,"), "no vCPU row: %s", r.out);
+	cr_assert_eq(memctl(&r, path, "metrics", NULL), 0);
+	cr_assert_not_null(strstr(r.out, "ovc_vcpu_cpu_seconds_total{vm=\"burn\",vcpu=\"1\"}"));
+	cr_assert_eq(memctl(&r, path, "vm", "show", "nope", NULL), 1);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "ovc-vmm status %d", status);
+	cr_assert_eq(access(path, F_OK), -1, "ovc-vmm left its socket behind");
+	fd = memctl(&r, path, "status", NULL);
+	cr_assert_eq(fd, 3);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	cr_assert_eq(system(path), 0);
+}
