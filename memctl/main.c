@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,11 +48,20 @@ static int connect_host(struct memctl *m)
 	return MC_OK;
 }
 
+/* Send @text and read one line. Return the line's length, or -1 with the connection broken. */
+static ssize_t exchange(struct memctl *m, const char *text, char **line, size_t *cap)
+{
+	if (fprintf(m->conn, "%s\n", text) < 0 || fflush(m->conn))
+		return -1;
+	return getline(line, cap, m->conn);
+}
+
 int mc_call(struct memctl *m, json_t *req, json_t **reply)
 {
 	json_t *r, *err;
 	json_error_t jerr;
 	char *line = NULL, *text;
+	bool reused = m->conn != NULL;
 	size_t cap = 0;
 	ssize_t n;
 	int ret;
@@ -63,13 +73,28 @@ int mc_call(struct memctl *m, json_t *req, json_t **reply)
 	}
 	text = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
-	if (!text || fprintf(m->conn, "%s\n", text) < 0 || fflush(m->conn)) {
-		free(text);
-		fprintf(stderr, "%s: lost the connection to %s\n", m->prog, m->sock);
+	if (!text) {
+		fprintf(stderr, "%s: out of memory\n", m->prog);
 		return MC_NOCONN;
 	}
+	errno = 0;
+	n = exchange(m, text, &line, &cap);
+	/*
+	 * The host drops connections idle for minutes (top -d 600): a kept
+	 * connection that broke is made again, once. Requests are safe to repeat.
+	 */
+	if (n <= 0 && reused && errno != EAGAIN) {
+		fclose(m->conn);
+		m->conn = NULL;
+		ret = connect_host(m);
+		if (ret != MC_OK) {
+			free(text);
+			free(line);
+			return ret;
+		}
+		n = exchange(m, text, &line, &cap);
+	}
 	free(text);
-	n = getline(&line, &cap, m->conn);
 	if (n <= 0) {
 		free(line);
 		fprintf(stderr, "%s: %s closed the connection without a reply%s\n", m->prog,
@@ -244,6 +269,8 @@ int main(int argc, char **argv)
 	const struct mc_cmd *cmd;
 	int c, ret;
 
+	/* A host that closes on us is an error to report, not a signal to die of. */
+	signal(SIGPIPE, SIG_IGN);
 	m.sock = getenv("OVC_CTL");
 	while ((c = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
 		switch (c) {

@@ -1003,6 +1003,9 @@ Test(memctl, top_batch)
 	cr_assert_eq(rows, 9, "%s", r.out);
 	cr_assert_not_null(strstr(r.out, ",a,,16777216,0,262144,"), "%s", r.out);
 	cr_assert_not_null(strstr(r.out, ",a,0,,,"), "%s", r.out);
+	/* Updates further apart than the server's idle limit (400 ms) reconnect. */
+	cr_assert_eq(memctl(&r, sock, "top", "-b", "-n", "2", "-d", "0.8", NULL), 0, "%s", r.err);
+	cr_assert_not_null(strstr(strstr(r.out, ",b,,") + 1, ",b,,"), "two updates: %s", r.out);
 	cr_assert_eq(memctl(&r, sock, "top", "-b", "-n", "1", "-o", "%USED", NULL), 0);
 	cr_assert_eq(memctl(&r, sock, "top", "-b", "-n", "0", NULL), 2);
 	cr_assert_eq(memctl(&r, sock, "top", "-b", "-d", "0", NULL), 2);
