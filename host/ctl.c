@@ -588,6 +588,8 @@ static json_t *dispatch(struct ovc_host *host, const char *line, size_t len)
 
 	if (!r.o)
 		return NULL;
+	/* "ok" first: a reader sees how it went before the rest. */
+	json_object_set_new(r.o, "ok", json_true());
 	req = json_loadb(line, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 	if (!req) {
 		fail(&r, "bad-json", "not JSON: %s at column %d", jerr.text, jerr.column);
@@ -623,15 +625,14 @@ out:
 		/* A failed handler's partial reply goes; only id and the error stay. */
 		json_t *e = json_object();
 
+		json_object_set_new(e, "ok", json_false());
 		if (id)
 			json_object_set(e, "id", id);
-		json_object_set_new(e, "ok", json_false());
 		json_object_set_new(e, "error", json_pack("{s:s,s:s}", "code", r.code,
 							  "message", r.msg));
 		json_decref(r.o);
 		return e;
 	}
-	json_object_set_new(r.o, "ok", json_true());
 	return r.o;
 }
 
