@@ -283,8 +283,8 @@ Test(ctl, get_and_set_policy)
 	cr_assert_float_eq(p.cpu_limit, 1.5, 1e-12);
 
 	/* Raising both in one request works whatever the keys' order. */
-	expect_ok(call(fd, "{\"req\":\"set\",\"vm\":\"a\",\"values\":{\"mem.reservation\":\"14M\","
-		       "\"mem.limit\":\"15M\"}}"));
+	json_decref(expect_ok(call(fd, "{\"req\":\"set\",\"vm\":\"a\",\"values\":{\"mem.reservation\":\"14M\","
+		       "\"mem.limit\":\"15M\"}}")));
 	cr_assert_eq(ovc_vm_get_policy(vm_a, &p), 0);
 	cr_assert_eq(p.mem_reservation_bytes, 14 * MiB);
 
