@@ -427,6 +427,11 @@ static int run_screen(struct top *t)
 			t->expand = !t->expand;
 	}
 	endwin();
+	/* What mc_call() said went to the screen just cleared: say it again. */
+	if (ret == MC_NOCONN)
+		fprintf(stderr, "memctl top: lost the connection to %s\n", t->m->sock);
+	else if (ret != MC_OK)
+		fprintf(stderr, "memctl top: the host refused the statistics request\n");
 	return ret;
 }
 

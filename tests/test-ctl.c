@@ -1093,3 +1093,31 @@ Test(memctl_vmm, live_vmm, .timeout = 120)
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	cr_assert_eq(system(path), 0);
 }
+
+/* ovc-vmm's --ctl: an empty path is a usage error; a path it cannot use stops it. */
+Test(memctl_vmm, ctl_option_errors, .timeout = 60)
+{
+	int status;
+	pid_t pid;
+
+	for (int k = 0; k < 2; k++) {
+		if (k == 1 && access("/dev/kvm", R_OK | W_OK))
+			cr_skip_test("no usable /dev/kvm");
+		pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			int nul = open("/dev/null", O_WRONLY);
+
+			dup2(nul, 1);
+			dup2(nul, 2);
+			execl(OVC_VMM_PATH, OVC_VMM_PATH, "--vm", "name=x,mem=16M,guest=cpuburn",
+			      "--seconds", "1", "--log-dir", "/tmp", "--ctl",
+			      k == 0 ? "" : "/proc/no/such/dir/ovc.sock", (char *)NULL);
+			_exit(127);
+		}
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status));
+		cr_assert_eq(WEXITSTATUS(status), k == 0 ? 2 : 3, "--ctl case %d: exit %d", k,
+			     WEXITSTATUS(status));
+	}
+}
