@@ -671,6 +671,7 @@ struct ovc_ctl {
 	pthread_t thread;
 	struct client *clients;	/* cfg.max_clients slots, fd -1 when free */
 	unsigned int nclients;
+	uint64_t accept_after_ns;	/* out of fds: stop accepting until then */
 };
 
 OVC_EXPORT void ovc_ctl_config_init(struct ovc_ctl_config *cfg)
@@ -842,8 +843,14 @@ static void accept_clients(struct ovc_ctl *ctl)
 
 	for (;;) {
 		fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			/* The connection stays queued: poll would wake at once, forever. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				ovc__warn(&ctl->host->log, "ctl: cannot accept: %s", strerror(errno));
+				ctl->accept_after_ns = ovc__now_ns() + 100000000ULL;
+			}
 			return;
+		}
 		for (i = 0; i < ctl->cfg.max_clients; i++) {
 			if (ctl->clients[i].fd < 0) {
 				c = &ctl->clients[i];
@@ -894,7 +901,8 @@ static void *ctl_thread(void *arg)
 			break;
 		}
 		p[0] = (struct pollfd){ .fd = ctl->wake_fd, .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = ctl->lfd, .events = POLLIN };
+		p[1] = (struct pollfd){ .fd = ctl->lfd,
+					.events = ovc__now_ns() >= ctl->accept_after_ns ? POLLIN : 0 };
 		n = 2;
 		for (i = 0; i < max; i++) {
 			struct client *c = &ctl->clients[i];

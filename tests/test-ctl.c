@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1120,4 +1121,49 @@ Test(memctl_vmm, ctl_option_errors, .timeout = 60)
 		cr_assert_eq(WEXITSTATUS(status), k == 0 ? 2 : 3, "--ctl case %d: exit %d", k,
 			     WEXITSTATUS(status));
 	}
+}
+
+/* Out of file descriptors: connections wait in the backlog and are served once fds free up. */
+Test(ctl, out_of_fds)
+{
+	struct rlimit old, low;
+	int pipefd[2], status, lowest;
+	char buf[512] = { 0 };
+	pid_t pid;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		ssize_t n;
+		int fd;
+
+		close(pipefd[0]);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		memcpy(sa.sun_path, sock, strlen(sock) + 1);
+		usleep(100000);		/* after the parent lowered its limit */
+		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+		    write(fd, "{\"req\":\"status\"}\n", 17) != 17)
+			_exit(10);
+		n = read(fd, buf, sizeof(buf) - 1);
+		if (n <= 0 || write(pipefd[1], buf, (size_t)n) != n)
+			_exit(11);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	lowest = dup(0);	/* the lowest free descriptor */
+	cr_assert_geq(lowest, 0);
+	close(lowest);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;	/* the next accept() gets EMFILE */
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	usleep(600000);		/* the child's connection meets EMFILE for a while */
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+	cr_assert_gt(read(pipefd[0], buf, sizeof(buf) - 1), 0);
+	close(pipefd[0]);
+	cr_assert_not_null(strstr(buf, "\"ok\":true"), "reply: %s", buf);
 }
