@@ -672,6 +672,7 @@ struct ovc_ctl {
 	struct client *clients;	/* cfg.max_clients slots, fd -1 when free */
 	unsigned int nclients;
 	uint64_t accept_after_ns;	/* out of fds: stop accepting until then */
+	bool made_dir;			/* we made the socket's directory: remove it too */
 };
 
 OVC_EXPORT void ovc_ctl_config_init(struct ovc_ctl_config *cfg)
@@ -961,20 +962,40 @@ static void *ctl_thread(void *arg)
 	return NULL;
 }
 
-/* Make @path's parent directory if it is missing (one level, mode 0700). */
-static int make_parent(const char *path)
+/* @path's directory into @dir; false for none ("sock", "/sock"). */
+static bool parent_of(const char *path, char *dir, size_t len)
 {
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char *slash;
 
-	snprintf(dir, sizeof(dir), "%s", path);
+	snprintf(dir, len, "%s", path);
 	slash = strrchr(dir, '/');
 	if (!slash || slash == dir)
-		return 0;
+		return false;
 	*slash = '\0';
-	if (mkdir(dir, 0700) && errno != EEXIST)
+	return true;
+}
+
+/* Make @path's parent directory if it is missing (one level, mode 0700). */
+static int make_parent(struct ovc_ctl *ctl)
+{
+	char dir[sizeof(ctl->path)];
+
+	if (!parent_of(ctl->path, dir, sizeof(dir)))
+		return 0;
+	if (!mkdir(dir, 0700))
+		ctl->made_dir = true;
+	else if (errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* Undo make_parent(): only an empty directory of our own goes. */
+static void remove_parent(struct ovc_ctl *ctl)
+{
+	char dir[sizeof(ctl->path)];
+
+	if (ctl->made_dir && parent_of(ctl->path, dir, sizeof(dir)))
+		rmdir(dir);
 }
 
 /* Bind @path, replacing a stale socket nobody listens on. */
@@ -983,7 +1004,7 @@ static int bind_socket(struct ovc_ctl *ctl, struct sockaddr_un *sa)
 	struct stat st;
 	int fd, ret;
 
-	ret = make_parent(ctl->path);
+	ret = make_parent(ctl);
 	if (ret)
 		return ret;
 	if (!lstat(ctl->path, &st)) {
@@ -1023,6 +1044,7 @@ err_unlink:
 err_close:
 	close(ctl->lfd);
 	ctl->lfd = -1;
+	remove_parent(ctl);
 	return ret;
 }
 
@@ -1091,6 +1113,7 @@ OVC_EXPORT struct ovc_ctl *ovc_ctl_start(struct ovc_host *host, const char *path
 err_close_socket:
 	unlink(ctl->path);
 	close(ctl->lfd);
+	remove_parent(ctl);
 err_close_wake:
 	close(ctl->wake_fd);
 err_free_clients:
@@ -1117,6 +1140,7 @@ OVC_EXPORT int ovc_ctl_stop(struct ovc_ctl *ctl)
 	/* Only our own socket: another server may have replaced a path we lost. */
 	if (!lstat(ctl->path, &st) && st.st_dev == ctl->dev && st.st_ino == ctl->ino)
 		unlink(ctl->path);
+	remove_parent(ctl);
 	close(ctl->lfd);
 	close(ctl->wake_fd);
 	for (i = 0; i < ctl->cfg.max_clients; i++)

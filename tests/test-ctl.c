@@ -707,10 +707,10 @@ Test(ctl_start, no_snapshot_yet, .timeout = 30)
 	close(fd);
 	cr_assert_eq(ovc_ctl_stop(c), 0);
 	cr_assert_eq(access(sock, F_OK), -1, "the socket was left behind");
-	cr_assert_eq(ovc_host_destroy(host), 0);
 	snprintf(sock, sizeof(sock), "%s/sub", dir);
-	rmdir(sock);
-	rmdir(dir);
+	cr_assert_eq(access(sock, F_OK), -1, "the directory made for the socket was left behind");
+	cr_assert_eq(ovc_host_destroy(host), 0);
+	cr_assert_eq(rmdir(dir), 0);
 }
 
 Test(ctl_start, sizes)

@@ -46,7 +46,7 @@ OVC_EXPORT void ovc_ctl_config_init(struct ovc_ctl_config *cfg);
  * @host: the host; must outlive the server (ovc_ctl_stop() before
  *	ovc_host_destroy())
  * @path: the socket's path (at most 107 bytes). A missing parent directory
- *	is created with mode 0700; a stale socket nobody listens on is
+ *	is created with mode 0700 (and removed by ovc_ctl_stop() when empty); a stale socket nobody listens on is
  *	replaced; a live one is left alone (EADDRINUSE).
  * @cfg: limits, or NULL for the defaults
  *
