@@ -134,6 +134,14 @@ int ovc__host_add_tick_hook(struct ovc_host *host, ovc_tick_fn fn, void *opaque)
  */
 void ovc__host_tick(struct ovc_host *host);
 
+/*
+ * ovc_vm_set_policy() for callers that hold host->lock (the control socket):
+ * check, admit against the schedulers' budgets, store. Return 0 or a negative
+ * errno with a static reason in @why; nothing changes on failure.
+ */
+int ovc__vm_set_policy_locked(struct ovc_vm *vm, const struct ovc_vm_policy *p,
+			      const char **why);
+
 /* Copy out what the last tick folded for @vm. Takes host->lock. */
 void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out);
 

@@ -596,25 +596,34 @@ OVC_EXPORT int ovc_vm_policy_check(const struct ovc_vm_policy *p, const char **w
 	return reason ? -EINVAL : 0;
 }
 
+int ovc__vm_set_policy_locked(struct ovc_vm *vm, const struct ovc_vm_policy *p,
+			      const char **why)
+{
+	int ret;
+
+	if (ovc_vm_policy_check(p, why))
+		return -EINVAL;
+	ret = ovc__memsched_admit(vm->host, vm, p);
+	if (ret) {
+		*why = "reservations would exceed the memory budget";
+		return ret;
+	}
+	vm->policy = *p;
+	return 0;
+}
+
 OVC_EXPORT int ovc_vm_set_policy(struct ovc_vm *vm, const struct ovc_vm_policy *p)
 {
-	const char *why;
+	const char *why = NULL;
 	int ret;
 
 	if (!vm)
 		return -EINVAL;
-	if (ovc_vm_policy_check(p, &why)) {
-		ovc__err(&vm->host->log, "vm %s: policy refused: %s", vm->name, why);
-		return -EINVAL;
-	}
 	pthread_mutex_lock(&vm->host->lock);
-	ret = ovc__memsched_admit(vm->host, vm, p);
-	if (!ret)
-		vm->policy = *p;
+	ret = ovc__vm_set_policy_locked(vm, p, &why);
 	pthread_mutex_unlock(&vm->host->lock);
 	if (ret)
-		ovc__err(&vm->host->log, "vm %s: policy refused: reservations would exceed the memory budget",
-			 vm->name);
+		ovc__err(&vm->host->log, "vm %s: policy refused: %s", vm->name, why);
 	return ret;
 }
 

@@ -68,4 +68,24 @@ const struct ovc_stats_snapshot *ovc__stats_ref(const struct ovc_stats_snapshot 
 /* Read /proc/self/task/@tid/schedstat. Return 0 or a negative errno. */
 int ovc__schedstat_read(pid_t tid, uint64_t *cpu_ns, uint64_t *wait_ns);
 
+/* export.c: snapshots as jansson objects, for the control socket. */
+struct json_t;
+
+/* One VM's entry, as in the "stats" reply. Return a new reference or NULL. */
+struct json_t *ovc__vm_snap_json(const struct ovc_vm_snap *v);
+
+/* The snapshot (only @vm's entry if not NULL). NULL with errno ENOENT, ENOMEM. */
+struct json_t *ovc__stats_json(const struct ovc_stats_snapshot *s, const char *vm);
+
+/* ESX's free-memory states, by the share of host memory available. */
+enum ovc__mem_state {
+	OVC__MEM_HIGH,		/* 6 % or more available */
+	OVC__MEM_SOFT,		/* 4 % or more */
+	OVC__MEM_HARD,		/* 2 % or more */
+	OVC__MEM_LOW,		/* below 2 % */
+};
+
+enum ovc__mem_state ovc__mem_state(const struct ovc_host_mem_snap *h);
+const char *ovc__mem_state_name(enum ovc__mem_state st);
+
 #endif /* OVC_STATS_INTERNAL_H */

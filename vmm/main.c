@@ -61,6 +61,32 @@ static int wait_event(struct vmm *vmm, int sfd, uint64_t deadline_ns)
 }
 
 /*
+ * Serve the control socket. A path given with --ctl must work; the default
+ * one may be taken by another ovc-vmm or not writable: then a warning.
+ */
+static int start_ctl(struct vmm *vmm)
+{
+	const char *path = vmm->opts->ctl;
+	char def[108];
+
+	if (path && !strcmp(path, "off"))
+		return 0;
+	if (!path) {
+		if (ovc_ctl_default_path(def, sizeof(def), "ovc-vmm"))
+			return 0;
+		path = def;
+	}
+	vmm->ctl = ovc_ctl_start(vmm->host, path, NULL);
+	if (!vmm->ctl) {
+		fprintf(stderr, "ovc-vmm: %s: no control socket at %s: %s\n",
+			vmm->opts->ctl ? "error" : "warning", path, strerror(errno));
+		return vmm->opts->ctl ? -1 : 0;
+	}
+	fprintf(stderr, "ovc-vmm: control socket at %s (memctl -s %s status)\n", path, path);
+	return 0;
+}
+
+/*
  * Run until every guest exits; at --seconds or on SIGINT/SIGTERM ask the
  * guests to finish, give them --grace seconds, then stop what is left.
  */
@@ -162,6 +188,8 @@ int main(int argc, char **argv)
 			goto out_vms;
 		vmm.nvms++;
 	}
+	if (start_ctl(&vmm))
+		goto out_vms;
 	for (i = 0; i < vmm.nvms; i++) {
 		if (!opts.quiet)
 			vmm_print_start(vmm.vms[i], stdout);
@@ -198,6 +226,8 @@ int main(int argc, char **argv)
 		status = status ? status : 1;
 	}
 out_vms:
+	/* No request may find a VM being torn down. */
+	ovc_ctl_stop(vmm.ctl);
 	for (i = 0; i < vmm.nvms; i++) {
 		if (vmm_vm_destroy(vmm.vms[i]))
 			fprintf(stderr, "ovc-vmm: vm %s: not torn down cleanly\n", opts.vms[i].name);

@@ -51,6 +51,9 @@ void vmm_usage(FILE *out)
 "  --restore FILE      start the VM from FILE (its RAM loads lazily) instead of\n"
 "                      booting its guest; the --vm must match the saved one\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
+"  --ctl PATH          serve the control socket (memctl) at PATH; 'off' for none\n"
+"                      (default $XDG_RUNTIME_DIR/ovc/ovc-vmm.sock, or\n"
+"                      /run/ovc/ovc-vmm.sock; skipped with a warning if taken)\n"
 "  --quiet             no per-VM lines on stdout\n"
 "  --help              this text\n"
 "\n"
@@ -377,7 +380,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
-	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE,
+	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE, OPT_CTL,
 };
 
 static const struct option long_opts[] = {
@@ -396,6 +399,7 @@ static const struct option long_opts[] = {
 	{ "swap-dir", required_argument, NULL, OPT_SWAP_DIR },
 	{ "save", required_argument, NULL, OPT_SAVE },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "ctl", required_argument, NULL, OPT_CTL },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -490,6 +494,13 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 				return -EINVAL;
 			}
 			*(c == OPT_SAVE ? &o->save : &o->restore) = optarg;
+			break;
+		case OPT_CTL:
+			if (!*optarg) {
+				fprintf(err, "ovc-vmm: --ctl takes a socket path or 'off'\n");
+				return -EINVAL;
+			}
+			o->ctl = optarg;
 			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {

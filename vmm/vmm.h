@@ -73,6 +73,7 @@ struct vmm_opts {
 	const char *swap_dir;		/* where pagers put swap files */
 	const char *save;		/* --save: image written at the end of the run */
 	const char *restore;		/* --restore: image the VM starts from */
+	const char *ctl;		/* --ctl: NULL for the default, "off" */
 	bool quiet;
 };
 
@@ -184,6 +185,7 @@ struct vmm {
 	struct vmm_vm *vms[VMM_MAX_VMS];
 	unsigned int nvms;
 	int done_fd;			/* eventfd: a VM stopped running */
+	struct ovc_ctl *ctl;		/* the control socket, or NULL */
 };
 
 /* opts.c */

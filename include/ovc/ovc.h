@@ -15,5 +15,7 @@
 #include <ovc/snapshot.h>
 #include <ovc/dedup.h>
 #include <ovc/memsched.h>
+#include <ovc/export.h>
+#include <ovc/ctl.h>
 
 #endif /* OVC_OVC_H */
