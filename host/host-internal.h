@@ -73,6 +73,18 @@ struct ovc_vcpu {
 	_Atomic uint64_t runs;		/* ATOMIC */
 	_Atomic uint64_t halts;		/* ATOMIC */
 	_Atomic uint64_t throttled_ns;	/* ATOMIC: added by CPU enforcement */
+	/*
+	 * CPU throttle (scheduler/enforce-throttle.c): @park_lock protects
+	 * @kick_fn, @kick_opaque and pairs with @park_cond; it nests inside
+	 * host->lock. @parked is set by the pacer, read by the vCPU thread.
+	 */
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	ovc_vcpu_kick_fn kick_fn;
+	void *kick_opaque;
+	_Atomic bool parked;		/* ATOMIC: over budget, wait in run_begin */
+	_Atomic unsigned int wakes;	/* ATOMIC: ovc_vcpu_wake() calls */
+	uint64_t thr_clock0;		/* pacer only: thread CPU time at period start */
 };
 
 /**
@@ -107,7 +119,11 @@ struct ovc_host {
 	pthread_cond_t mgr_cond;
 	bool mgr_stop;
 	_Atomic uint64_t ticks;		/* ATOMIC */
+	struct ovc__cpusched *cpusched;	/* host/cpusched.c; set once, freed in destroy */
 };
+
+struct ovc__cpusched;
+void ovc__cpusched_destroy(struct ovc__cpusched *cs);
 
 /* The VM's guest memory, for mechanisms and tests. */
 static inline struct ovc_ram *ovc__vm_ram(struct ovc_vm *vm)

@@ -266,6 +266,7 @@ OVC_EXPORT int ovc_host_destroy(struct ovc_host *host)
 	pthread_cond_signal(&host->mgr_cond);
 	pthread_mutex_unlock(&host->mgr_lock);
 	pthread_join(host->manager, NULL);
+	ovc__cpusched_destroy(host->cpusched);
 
 	ovc__fault_engine_destroy(host->engine);
 	ovc__stats_destroy(host->stats);

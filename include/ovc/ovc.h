@@ -12,5 +12,6 @@
 #include <ovc/pager.h>
 #include <ovc/policy.h>
 #include <ovc/stats.h>
+#include <ovc/cpusched.h>
 
 #endif /* OVC_OVC_H */
