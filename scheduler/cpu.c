@@ -14,7 +14,7 @@ OVC_EXPORT void ovc_cpusched_config_init(struct ovc_cpusched_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->backend = "auto";
 	cfg->demand_headroom = 0.05;
-	cfg->demand_decay = 0.5;
+	cfg->demand_decay = 0.001;
 	cfg->throttle_period_ms = OVC_CPU_THROTTLE_PERIOD_MS;
 	cfg->rebalance_ms = OVC_CPU_REBALANCE_MS;
 	cfg->imbalance_pct = OVC_CPU_IMBALANCE_PCT;
@@ -142,6 +142,17 @@ OVC_EXPORT double ovc_cpu_vcpu_demand(const struct ovc_vcpu_snap *prev,
 	}
 	if (cur->throttled_ns >= prev->throttled_ns)
 		busy += cur->throttled_ns - prev->throttled_ns;
+	/*
+	 * A halted vCPU demands nothing, whatever its thread waited for when
+	 * it woke to poll (an idle guest's ready time is not demand).
+	 */
+	if (cur->halt_ns >= prev->halt_ns) {
+		uint64_t halted = cur->halt_ns - prev->halt_ns;
+		uint64_t awake = halted < interval_ns ? interval_ns - halted : 0;
+
+		if (busy > awake)
+			busy = awake;
+	}
 	return fmin(1.0, (double)busy / (double)interval_ns);
 }
 
@@ -242,9 +253,16 @@ OVC_EXPORT int ovc_cpu_plan_compute(const struct ovc_stats_snapshot *prev,
 
 			d += interval ? ovc_cpu_vcpu_demand(pv, &vm->vcpus[j], interval) : 1.0;
 		}
-		/* Rise at once, fall geometrically: a burst is served, a pause is not forgotten in one tick. */
-		if (pp && d < pp->demand)
-			d = cfg->demand_decay * pp->demand + (1.0 - cfg->demand_decay) * d;
+		/*
+		 * Rise at once, fall geometrically at a rate per second (so any
+		 * tick period releases an idle VM's share alike): a burst is
+		 * served at once, a short pause is not forgotten in one tick.
+		 */
+		if (pp && d < pp->demand && interval) {
+			double keep = pow(cfg->demand_decay, (double)interval / 1e9);
+
+			d = keep * pp->demand + (1.0 - keep) * d;
+		}
 		o->id = vm->id;
 		o->nvcpus = vm->nvcpus;
 		o->demand = d;

@@ -5,12 +5,15 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "host/host-internal.h"
 #include "scheduler/sched-internal.h"
 
 #define MIN_SLEEP_NS	200000ULL	/* shortest pacer sleep */
+#define PACER_NICE	-15
 
 /*
  * Each period every VM gets a budget of entitled x period nanoseconds of
@@ -24,6 +27,7 @@ struct budget {
 	uint64_t id;
 	int64_t per_period_ns;		/* under lock */
 	int64_t credit_ns;		/* pacer only */
+	int64_t carry_max_ns;		/* under lock: unused credit kept into the next period */
 	bool parked;			/* pacer only */
 };
 
@@ -116,10 +120,16 @@ static uint64_t pass(struct thr *t, bool refill)
 			n++;
 		}
 		if (refill) {
-			/* Debt carries over, unused credit does not: no bursts after idling. */
+			/*
+			 * Debt carries over in full; unused credit only up to
+			 * carry_max (a VM the machine's other work delayed
+			 * catches up next period, an idle one cannot hoard).
+			 */
 			int64_t left = b->credit_ns - used;
 
-			b->credit_ns = b->per_period_ns + (left < 0 ? left : 0);
+			if (left > b->carry_max_ns)
+				left = b->carry_max_ns;
+			b->credit_ns = b->per_period_ns + left;
 			used = 0;
 		}
 		if (used >= b->credit_ns) {
@@ -150,6 +160,12 @@ static void *pacer(void *arg)
 	struct timespec ts;
 	bool refill;
 
+	/*
+	 * A late pacer lets VMs overrun (the debt is repaid next period, but a
+	 * window that ends meanwhile sees it): ask to be scheduled before the
+	 * vCPUs. Unprivileged processes keep the default priority.
+	 */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), PACER_NICE);
 	for (;;) {
 		pthread_mutex_lock(&t->host->lock);
 		pthread_mutex_lock(&t->lock);
@@ -217,13 +233,16 @@ static int apply(void *state, const struct ovc_cpu_enforce_vm *vm)
 {
 	struct thr *t = state;
 	struct budget *b;
+	bool at_limit = false;
 	double cpus;
 	int ret = 0;
 
 	/* Never starve a VM completely: 1% of a CPU per vCPU lets its demand be seen. */
 	cpus = fmax(vm->entitled, 0.01 * vm->nvcpus);
-	if (vm->limit > 0)
-		cpus = fmin(cpus, vm->limit);
+	if (vm->limit > 0 && cpus >= vm->limit) {
+		cpus = vm->limit;
+		at_limit = true;
+	}
 	pthread_mutex_lock(&t->lock);
 	b = find(t, vm->id);
 	if (!b) {
@@ -244,6 +263,8 @@ static int apply(void *state, const struct ovc_cpu_enforce_vm *vm)
 		b->credit_ns = (int64_t)(cpus * (double)t->period_ns);
 	}
 	b->per_period_ns = (int64_t)(cpus * (double)t->period_ns);
+	/* A limit is a ceiling over any window: no catching up to it. */
+	b->carry_max_ns = at_limit ? 0 : b->per_period_ns;
 out:
 	pthread_mutex_unlock(&t->lock);
 	return ret;

@@ -39,9 +39,9 @@ struct ovc_host;
  * @capacity: physical CPUs to divide among VMs; 0 for the snapshot's ncpus
  * @demand_headroom: fraction added to a VM's measured demand before it bounds
  *	the entitlement, so a VM can be seen to grow (default 0.05)
- * @demand_decay: weight of the old demand when the new one is lower (0: the
- *	last tick only; default 0.5): demand rises in one tick, falls
- *	geometrically
+ * @demand_decay: what is left of a VM's old demand after one second when its
+ *	new demand is lower (0: the last tick only; default 0.001): demand rises
+ *	in one tick and falls geometrically, whatever the tick period
  * @throttle_period_ms: budget period of the throttle backend
  * @rebalance_ms: shortest time between two placement rebalances
  * @imbalance_pct: node load spread (percent of a node's capacity) that
@@ -118,8 +118,9 @@ OVC_EXPORT int ovc_cpu_entitle(const struct ovc_cpu_claim *claims, unsigned int 
  * @interval_ns: wall time between the two snapshots
  *
  * Run time plus ready (runqueue wait) time plus the time enforcement held it
- * back, per wall time, from nanosecond counters (never sampled); halted time
- * is not demand. Without schedstat, time inside KVM_RUN stands in for run
+ * back, per wall time, from nanosecond counters (never sampled), at most the
+ * time the vCPU was not halted (an idle guest that wakes to poll and waits
+ * for a CPU meanwhile is not demanding). Without schedstat, time inside KVM_RUN stands in for run
  * plus ready time. At most 1.0.
  *
  * Context: any thread; pure function.
