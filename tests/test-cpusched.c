@@ -740,7 +740,7 @@ static void boost_begin(void)
 	}
 	f = fopen(strcat(strcpy((char[160]){ 0 }, boost_dir), "/cpu.shares"), "w");
 	if (f) {
-		fprintf(f, "16384\n");
+		fprintf(f, "262144\n");
 		fclose(f);
 	}
 	f = fopen(strcat(strcpy((char[160]){ 0 }, boost_dir), "/tasks"), "w");
@@ -933,7 +933,8 @@ Test(cpusched_live, fairness_shares_2_1_1, .fini = boost_end, .timeout = 30)
 	for (i = 0; i < 3; i++) {
 		for (w = 0; w < WINDOWS; w++)
 			r[w] = ent[w][i];
-		cr_assert_float_eq(median(r, WINDOWS), want[i], 0.01);
+		cr_assert_float_eq(median(r, WINDOWS), want[i], 0.01, "vm%u entitled %.3f", i,
+				   median(r, WINDOWS));
 		for (w = 0; w < WINDOWS; w++)
 			r[w] = got[w][i] / ent[w][i];
 		cr_assert_float_eq(median(r, WINDOWS), 1.0, 0.05, "vm%u received/entitled %.3f",
