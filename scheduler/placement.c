@@ -21,6 +21,8 @@ struct ovc_topology {
 	unsigned int *node_ncores;	/* nnodes */
 	int *core_cpu;		/* ncores: OS index of the core's first PU */
 	int *core_node;		/* ncores: logical node */
+	unsigned int *node_first;	/* nnodes + 1: node n's cores are node_core[node_first[n]..] */
+	unsigned int *node_core;	/* ncores: core indexes grouped by node */
 };
 
 static int node_of(hwloc_topology_t t, hwloc_obj_t core, unsigned int nnodes)
@@ -75,7 +77,10 @@ OVC_EXPORT struct ovc_topology *ovc_topology_load(const char *xml_path)
 	t->node_ncores = calloc(t->nnodes, sizeof(unsigned int));
 	t->core_cpu = calloc(t->ncores, sizeof(int));
 	t->core_node = calloc(t->ncores, sizeof(int));
-	if (!t->node_os || !t->node_ncores || !t->core_cpu || !t->core_node)
+	t->node_first = calloc(t->nnodes + 1, sizeof(unsigned int));
+	t->node_core = calloc(t->ncores, sizeof(unsigned int));
+	if (!t->node_os || !t->node_ncores || !t->core_cpu || !t->core_node || !t->node_first ||
+	    !t->node_core)
 		goto err_arrays;
 	for (i = 0; i < t->nnodes; i++) {
 		hwloc_obj_t nd = hwloc_get_obj_by_type(t->topo, HWLOC_OBJ_NUMANODE, i);
@@ -90,9 +95,21 @@ OVC_EXPORT struct ovc_topology *ovc_topology_load(const char *xml_path)
 		t->core_node[i] = c ? node_of(t->topo, c, t->nnodes) : 0;
 		t->node_ncores[t->core_node[i]]++;
 	}
+	for (i = 0; i < t->nnodes; i++)
+		t->node_first[i + 1] = t->node_first[i] + t->node_ncores[i];
+	for (i = 0, n = 0; i < t->nnodes; i++) {
+		unsigned int c;
+
+		for (c = 0; c < t->ncores; c++) {
+			if (t->core_node[c] == (int)i)
+				t->node_core[n++] = c;
+		}
+	}
 	return t;
 
 err_arrays:
+	free(t->node_first);
+	free(t->node_core);
 	free(t->node_os);
 	free(t->node_ncores);
 	free(t->core_cpu);
@@ -114,6 +131,8 @@ OVC_EXPORT void ovc_topology_destroy(struct ovc_topology *t)
 	free(t->node_ncores);
 	free(t->core_cpu);
 	free(t->core_node);
+	free(t->node_first);
+	free(t->node_core);
 	free(t);
 }
 
@@ -294,11 +313,11 @@ OVC_EXPORT int ovc_cpu_place(const struct ovc_topology *t, struct ovc_cpu_plan *
 
 		out->vcpu_first[i] = nvcpus;
 		for (j = 0; j < v->nvcpus; j++) {
-			unsigned int c, best = t->ncores;
+			unsigned int x, best = t->ncores, h = (unsigned int)v->home_node;
 
-			for (c = 0; c < t->ncores; c++) {
-				if (t->core_node[c] != v->home_node)
-					continue;
+			for (x = t->node_first[h]; x < t->node_first[h + 1]; x++) {
+				unsigned int c = t->node_core[x];
+
 				if (best == t->ncores || core_load[c] < core_load[best])
 					best = c;
 			}
