@@ -264,6 +264,7 @@ OVC_EXPORT int ovc_vcpu_get_stats(struct ovc_vcpu *vcpu, struct ovc_vcpu_stats *
 	st->index = vcpu->index;
 	st->tid = vcpu->tid;
 	st->running = state;
+	st->throttled_ns = atomic_load_explicit(&vcpu->throttled_ns, memory_order_relaxed);
 	return 0;
 }
 

@@ -31,6 +31,8 @@ void vmm_usage(FILE *out)
 "        seconds after start. zip=SIZE gives the VM a pager whose compressed\n"
 "        tier may use SIZE (plus a swap file in --swap-dir); resident=SIZE\n"
 "        keeps at most SIZE of its RAM resident through that pager.\n"
+"        cpu.shares=N, cpu.reservation=CPUS, cpu.limit=CPUS set the VM's CPU\n"
+"        policy (CPUS in physical CPUs, 1.5 = one and a half; see --cpusched).\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -44,6 +46,9 @@ void vmm_usage(FILE *out)
 "  --fault-threads N   libovc fault-engine threads (default 2)\n"
 "  --balloon-step SIZE the most a balloon's target moves per tick (1 s; default 64M)\n"
 "  --swap-dir DIR      where pagers' swap files go (default: --log-dir)\n"
+"  --cpusched B        schedule vCPUs by shares, reservations and limits, enforced\n"
+"                      by backend B: auto, cgroup2, cgroup1, affinity, throttle or\n"
+"                      none (ovc ticks every 100 ms then)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --quiet             no per-VM lines on stdout\n"
 "  --help              this text\n"
@@ -285,6 +290,24 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 		} else if (!strcmp(key, "balloon")) {
 			if (parse_balloon(val, vm, err))
 				return -EINVAL;
+		} else if (!strcmp(key, "cpu.shares")) {
+			if (parse_uint(val, OVC_SHARES_MAX, &u) || u == 0) {
+				fprintf(err, "ovc-vmm: --vm: cpu.shares '%s' must be 1 to %d\n", val,
+					OVC_SHARES_MAX);
+				return -EINVAL;
+			}
+			vm->cpu_shares = u;
+		} else if (!strcmp(key, "cpu.reservation") || !strcmp(key, "cpu.limit")) {
+			double *to = key[4] == 'r' ? &vm->cpu_reservation : &vm->cpu_limit;
+			char *e;
+
+			errno = 0;
+			*to = strtod(val, &e);
+			if (errno || e == val || *e || !isfinite(*to) || *to < 0 || *to > 4096) {
+				fprintf(err, "ovc-vmm: --vm: %s '%s' must be a number of CPUs from 0 to 4096\n",
+					key, val);
+				return -EINVAL;
+			}
 		} else if (!strcmp(key, "zip") || !strcmp(key, "resident")) {
 			uint64_t *to = key[0] == 'z' ? &vm->zip : &vm->resident;
 
@@ -294,7 +317,7 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 				return -EINVAL;
 			}
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident, cpu.shares, cpu.reservation, cpu.limit)\n",
 				spec, key);
 			return -EINVAL;
 		}
@@ -361,7 +384,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
-	OPT_BALLOON_STEP, OPT_SWAP_DIR,
+	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_CPUSCHED,
 };
 
 static const struct option long_opts[] = {
@@ -378,6 +401,7 @@ static const struct option long_opts[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "balloon-step", required_argument, NULL, OPT_BALLOON_STEP },
 	{ "swap-dir", required_argument, NULL, OPT_SWAP_DIR },
+	{ "cpusched", required_argument, NULL, OPT_CPUSCHED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -463,6 +487,16 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 			break;
 		case OPT_SWAP_DIR:
 			o->swap_dir = optarg;
+			break;
+		case OPT_CPUSCHED:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "cgroup2") &&
+			    strcmp(optarg, "cgroup1") && strcmp(optarg, "affinity") &&
+			    strcmp(optarg, "throttle") && strcmp(optarg, "none")) {
+				fprintf(err, "ovc-vmm: --cpusched '%s' must be auto, cgroup2, cgroup1, affinity, throttle or none\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->cpusched = optarg;
 			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {

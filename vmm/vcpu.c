@@ -260,6 +260,7 @@ void *vmm_vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *v = arg;
 	struct vmm_vm *vm = v->vm;
+	struct timespec now;
 	int r, err;
 
 	v->ovc = ovc_vm_add_vcpu(vm->ovc, gettid());
@@ -291,6 +292,8 @@ void *vmm_vcpu_thread(void *arg)
 			break;
 	}
 	ovc_vcpu_get_stats(v->ovc, &v->final);
+	if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now))
+		v->cpu_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
 	ovc_vcpu_set_kick(v->ovc, NULL, NULL);
 	ovc_vcpu_remove(v->ovc);
 out:

@@ -142,6 +142,20 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 		vm_error(vm, "ovc_vm_new", -errno);
 		goto err;
 	}
+	if (spec->cpu_shares || spec->cpu_reservation > 0 || spec->cpu_limit > 0) {
+		struct ovc_vm_policy p;
+
+		ovc_vm_get_policy(vm->ovc, &p);
+		if (spec->cpu_shares)
+			p.cpu_shares = spec->cpu_shares;
+		p.cpu_reservation = spec->cpu_reservation;
+		p.cpu_limit = spec->cpu_limit;
+		ret = ovc_vm_set_cpu_policy(vm->ovc, &p);
+		if (ret) {
+			vm_error(vm, "CPU policy", ret);
+			goto err;
+		}
+	}
 	vm->fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
 		vm_error(vm, "KVM_CREATE_VM", -errno);

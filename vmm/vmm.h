@@ -52,6 +52,9 @@ struct vmm_vm_spec {
 	unsigned int nballoon;
 	uint64_t zip;				/* pager: compressed tier cap (0: no pager) */
 	uint64_t resident;			/* pager: keep at most this much resident */
+	uint64_t cpu_shares;			/* 0: the default */
+	double cpu_reservation;			/* physical CPUs */
+	double cpu_limit;			/* physical CPUs, 0: none */
 };
 
 /** struct vmm_opts - the command line */
@@ -69,6 +72,7 @@ struct vmm_opts {
 	unsigned int fault_threads;
 	uint64_t balloon_step;		/* 0: libovc's default */
 	const char *swap_dir;		/* where pagers put swap files */
+	const char *cpusched;		/* CPU scheduler backend, NULL: no scheduler */
 	bool quiet;
 };
 
@@ -96,6 +100,7 @@ struct vmm_vcpu {
 	uint64_t exits, io_exits, mmio_exits, idle_calls, unknown_io;
 	struct ovc_guest_report report;	/* scratch for one REPORT */
 	struct ovc_vcpu_stats final;	/* ovc's view, taken as the thread ends */
+	uint64_t cpu_ns;		/* the thread's CPU time, taken as it ends */
 };
 
 /** struct vmm_virtio - one virtio-mmio device of a VM */

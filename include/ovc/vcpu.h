@@ -28,6 +28,7 @@ struct ovc_vcpu;
  * @runs: KVM_RUN calls
  * @halts: idle periods
  * @running: 1 while inside KVM_RUN, 2 while halted, 0 otherwise
+ * @throttled_ns: time the CPU scheduler held the vCPU back
  */
 struct ovc_vcpu_stats {
 	unsigned int index;
@@ -37,6 +38,7 @@ struct ovc_vcpu_stats {
 	uint64_t runs;
 	uint64_t halts;
 	unsigned int running;
+	uint64_t throttled_ns;
 };
 
 /**
