@@ -183,13 +183,23 @@ OVC_EXPORT int ovc_vcpu_run_begin(struct ovc_vcpu *vcpu)
 
 	if (!vcpu)
 		return -EINVAL;
-	if (atomic_load_explicit(&vcpu->parked, memory_order_acquire)) {
-		ret = park(vcpu);
-		if (ret)
-			return ret;
+	for (;;) {
+		if (atomic_load_explicit(&vcpu->parked, memory_order_acquire)) {
+			ret = park(vcpu);
+			if (ret)
+				return ret;
+		}
+		enter(vcpu, VCPU_RUN);
+		/*
+		 * The throttle kicks only vCPUs it sees in the guest: parked
+		 * between the check above and enter(), this vCPU was not
+		 * kicked, so it looks again now that it counts as running.
+		 */
+		atomic_thread_fence(memory_order_seq_cst);	/* pairs with the pacer's */
+		if (!atomic_load_explicit(&vcpu->parked, memory_order_relaxed))
+			return 0;
+		leave(vcpu, VCPU_RUN);
 	}
-	enter(vcpu, VCPU_RUN);
-	return 0;
 }
 
 OVC_EXPORT int ovc_vcpu_set_kick(struct ovc_vcpu *vcpu, ovc_vcpu_kick_fn fn, void *opaque)

@@ -14,6 +14,7 @@
 
 #define MIN_SLEEP_NS	200000ULL	/* shortest pacer sleep */
 #define PACER_NICE	-15
+#define RECHECK_NS	1000000ULL	/* while a parked VM's vCPU is still in the guest */
 
 /*
  * Each period every VM gets a budget of entitled x period nanoseconds of
@@ -82,6 +83,8 @@ static void set_parked(struct ovc_vcpu *v, bool parked)
 {
 	pthread_mutex_lock(&v->park_lock);
 	atomic_store_explicit(&v->parked, parked, memory_order_release);
+	/* Store parked, then look at the state: ovc_vcpu_run_begin() does the reverse. */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (parked) {
 		/* In the guest: make it come out so ovc_vcpu_run_begin() holds it. */
 		if (atomic_load_explicit(&v->state, memory_order_relaxed) == 1 && v->kick_fn)
@@ -133,11 +136,20 @@ static uint64_t pass(struct thr *t, bool refill)
 			used = 0;
 		}
 		if (used >= b->credit_ns) {
-			if (!b->parked) {
-				cds_list_for_each_entry(v, &vm->vcpus, node)
+			/*
+			 * Park, and kick again any vCPU still in the guest: one
+			 * may have entered just as the flag was set, and a
+			 * guest that never exits would run on unchecked.
+			 */
+			cds_list_for_each_entry(v, &vm->vcpus, node) {
+				if (!b->parked ||
+				    atomic_load_explicit(&v->state, memory_order_relaxed) == 1) {
 					set_parked(v, true);
-				b->parked = true;
+					if (b->parked && sleep > RECHECK_NS)
+						sleep = RECHECK_NS;
+				}
 			}
+			b->parked = true;
 		} else {
 			uint64_t eta = (uint64_t)(b->credit_ns - used) / (n ? n : 1);
 
