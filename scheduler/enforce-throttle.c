@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ struct budget {
 	int64_t per_period_ns;		/* under lock */
 	int64_t credit_ns;		/* pacer only */
 	int64_t carry_max_ns;		/* under lock: unused credit kept into the next period */
+	int64_t late_ns;		/* pacer only: average overrun when parked, the guard */
 	bool parked;			/* pacer only */
 };
 
@@ -130,12 +132,26 @@ static uint64_t pass(struct thr *t, bool refill)
 			 */
 			int64_t left = b->credit_ns - used;
 
-			if (left > b->carry_max_ns)
-				left = b->carry_max_ns;
+			/*
+			 * Learn how far a parked VM overruns (the pacer wakes
+			 * late, the kick takes time): later it is parked that
+			 * much early, and the credit that leaves unused is
+			 * carried even at a limit, so the average stays exact
+			 * and windows see little of either.
+			 */
+			if (b->parked) {
+				int64_t past = b->late_ns - left;	/* run past the park point */
+
+				b->late_ns = (b->late_ns * 7 + (past > 0 ? past : 0)) / 8;
+			}
+			if (b->late_ns > b->per_period_ns / 4)
+				b->late_ns = b->per_period_ns / 4;
+			if (left > b->carry_max_ns + b->late_ns)
+				left = b->carry_max_ns + b->late_ns;
 			b->credit_ns = b->per_period_ns + left;
 			used = 0;
 		}
-		if (used >= b->credit_ns) {
+		if (used + b->late_ns >= b->credit_ns) {
 			/*
 			 * Park, and kick again any vCPU still in the guest: one
 			 * may have entered just as the flag was set, and a
@@ -151,7 +167,7 @@ static uint64_t pass(struct thr *t, bool refill)
 			}
 			b->parked = true;
 		} else {
-			uint64_t eta = (uint64_t)(b->credit_ns - used) / (n ? n : 1);
+			uint64_t eta = (uint64_t)(b->credit_ns - used - b->late_ns) / (n ? n : 1);
 
 			if (b->parked) {
 				cds_list_for_each_entry(v, &vm->vcpus, node)
@@ -177,7 +193,12 @@ static void *pacer(void *arg)
 	 * window that ends meanwhile sees it): ask to be scheduled before the
 	 * vCPUs. Unprivileged processes keep the default priority.
 	 */
+	/*
+	 * No timer slack: the pacer's wake-ups are the enforcement. (Not
+	 * real-time: a cgroup's small real-time budget would stall it.)
+	 */
 	setpriority(PRIO_PROCESS, (id_t)gettid(), PACER_NICE);
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	for (;;) {
 		pthread_mutex_lock(&t->host->lock);
 		pthread_mutex_lock(&t->lock);
