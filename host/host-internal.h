@@ -78,6 +78,18 @@ struct ovc_vcpu {
 	_Atomic uint64_t runs;		/* ATOMIC */
 	_Atomic uint64_t halts;		/* ATOMIC */
 	_Atomic uint64_t throttled_ns;	/* ATOMIC: added by CPU enforcement */
+	/*
+	 * CPU throttle (scheduler/enforce-throttle.c): @park_lock protects
+	 * @kick_fn, @kick_opaque and pairs with @park_cond; it nests inside
+	 * host->lock. @parked is set by the pacer, read by the vCPU thread.
+	 */
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	ovc_vcpu_kick_fn kick_fn;
+	void *kick_opaque;
+	_Atomic bool parked;		/* ATOMIC: over budget, wait in run_begin */
+	_Atomic unsigned int wakes;	/* ATOMIC: ovc_vcpu_wake() calls */
+	uint64_t thr_clock0;		/* pacer only: thread CPU time at period start */
 };
 
 /**
@@ -116,7 +128,11 @@ struct ovc_host {
 	struct ovc_dedup *dedup;	/* under @lock; set once, freed with the host */
 	/* host/memsched.c: set under tick_lock and lock; freed by ovc_host_destroy() */
 	struct ovc__memsched *memsched;
+	struct ovc__cpusched *cpusched;	/* host/cpusched.c; set once, freed in destroy */
 };
+
+struct ovc__cpusched;
+void ovc__cpusched_destroy(struct ovc__cpusched *cs);
 
 /* The VM's guest memory, for mechanisms and tests. */
 static inline struct ovc_ram *ovc__vm_ram(struct ovc_vm *vm)
@@ -141,6 +157,14 @@ void ovc__host_tick(struct ovc_host *host);
  */
 int ovc__vm_set_policy_locked(struct ovc_vm *vm, const struct ovc_vm_policy *p,
 			      const char **why);
+
+/*
+ * Whether @vm may hold @p's CPU reservation: the sum over all VMs must fit the
+ * CPU scheduler's capacity (the host's CPUs without one). Return 0 or -ENOSPC.
+ * Called with host->lock held.
+ */
+int ovc__cpusched_admit(struct ovc_host *host, struct ovc_vm *vm,
+			const struct ovc_vm_policy *p);
 
 /* Copy out what the last tick folded for @vm. Takes host->lock. */
 void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out);

@@ -266,6 +266,7 @@ OVC_EXPORT int ovc_host_destroy(struct ovc_host *host)
 	pthread_cond_signal(&host->mgr_cond);
 	pthread_mutex_unlock(&host->mgr_lock);
 	pthread_join(host->manager, NULL);
+	ovc__cpusched_destroy(host->cpusched);
 
 	ovc__dedup_destroy(host->dedup);
 	ovc__fault_engine_destroy(host->engine);
@@ -605,7 +606,12 @@ int ovc__vm_set_policy_locked(struct ovc_vm *vm, const struct ovc_vm_policy *p,
 		return -EINVAL;
 	ret = ovc__memsched_admit(vm->host, vm, p);
 	if (ret) {
-		*why = "reservations would exceed the memory budget";
+		*why = "memory reservations would exceed the memory budget";
+		return ret;
+	}
+	ret = ovc__cpusched_admit(vm->host, vm, p);
+	if (ret) {
+		*why = "CPU reservations would exceed the host's CPU capacity";
 		return ret;
 	}
 	vm->policy = *p;

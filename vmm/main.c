@@ -177,10 +177,23 @@ int main(int argc, char **argv)
 	cfg.fault_threads = opts.fault_threads;
 	cfg.log_fn = ovc_log;
 	cfg.log_level = OVC_LOG_WARN;
+	if (opts.cpusched)
+		cfg.tick_ms = 100;	/* demand measured and budgets set ten times a second */
 	vmm.host = ovc_host_new(&cfg);
 	if (!vmm.host) {
 		fprintf(stderr, "ovc-vmm: ovc_host_new: %s\n", strerror(errno));
 		goto out;
+	}
+	if (opts.cpusched) {
+		struct ovc_cpusched_config cs;
+
+		ovc_cpusched_config_init(&cs);
+		cs.backend = opts.cpusched;
+		ret = ovc_host_set_cpusched(vmm.host, &cs);
+		if (ret) {
+			fprintf(stderr, "ovc-vmm: --cpusched %s: %s\n", opts.cpusched, strerror(-ret));
+			goto out_vms;
+		}
 	}
 	for (i = 0; i < opts.nvms; i++) {
 		vmm.vms[i] = vmm_vm_new(&vmm, &opts.vms[i], i);

@@ -32,6 +32,8 @@ void vmm_usage(FILE *out)
 "        tier may use SIZE (plus a swap file in --swap-dir); resident=SIZE\n"
 "        keeps at most SIZE of its RAM resident through that pager. wss=MS\n"
 "        estimates its working set by sampling 100 pages every MS ms.\n"
+"        cpu.shares=N, cpu.reservation=CPUS, cpu.limit=CPUS set the VM's CPU\n"
+"        policy (CPUS in physical CPUs, 1.5 = one and a half; see --cpusched).\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -50,6 +52,9 @@ void vmm_usage(FILE *out)
 "                      exit; one --vm, no virtio devices\n"
 "  --restore FILE      start the VM from FILE (its RAM loads lazily) instead of\n"
 "                      booting its guest; the --vm must match the saved one\n"
+"  --cpusched B        schedule vCPUs by shares, reservations and limits, enforced\n"
+"                      by backend B: auto, cgroup2, cgroup1, affinity, throttle or\n"
+"                      none (ovc ticks every 100 ms then)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --ctl PATH          serve the control socket (memctl) at PATH; 'off' for none\n"
 "                      (default $XDG_RUNTIME_DIR/ovc/ovc-vmm.sock, or\n"
@@ -304,6 +309,24 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 				return -EINVAL;
 			}
 			vm->wss_ms = (unsigned int)ms;
+		} else if (!strcmp(key, "cpu.shares")) {
+			if (parse_uint(val, OVC_SHARES_MAX, &u) || u == 0) {
+				fprintf(err, "ovc-vmm: --vm: cpu.shares '%s' must be 1 to %d\n", val,
+					OVC_SHARES_MAX);
+				return -EINVAL;
+			}
+			vm->cpu_shares = u;
+		} else if (!strcmp(key, "cpu.reservation") || !strcmp(key, "cpu.limit")) {
+			double *to = key[4] == 'r' ? &vm->cpu_reservation : &vm->cpu_limit;
+			char *e;
+
+			errno = 0;
+			*to = strtod(val, &e);
+			if (errno || e == val || *e || !isfinite(*to) || *to < 0 || *to > 4096) {
+				fprintf(err, "ovc-vmm: --vm: %s '%s' must be a number of CPUs from 0 to 4096\n",
+					key, val);
+				return -EINVAL;
+			}
 		} else if (!strcmp(key, "zip") || !strcmp(key, "resident")) {
 			uint64_t *to = key[0] == 'z' ? &vm->zip : &vm->resident;
 
@@ -313,7 +336,7 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 				return -EINVAL;
 			}
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident, wss)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident, wss, cpu.shares, cpu.reservation, cpu.limit)\n",
 				spec, key);
 			return -EINVAL;
 		}
@@ -380,7 +403,7 @@ static int parse_seconds(const char *opt, const char *s, double *out, FILE *err)
 enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
-	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE, OPT_CTL,
+	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE, OPT_CTL, OPT_CPUSCHED,
 };
 
 static const struct option long_opts[] = {
@@ -400,6 +423,7 @@ static const struct option long_opts[] = {
 	{ "save", required_argument, NULL, OPT_SAVE },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "ctl", required_argument, NULL, OPT_CTL },
+	{ "cpusched", required_argument, NULL, OPT_CPUSCHED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -501,6 +525,16 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 				return -EINVAL;
 			}
 			o->ctl = optarg;
+			break;
+		case OPT_CPUSCHED:
+			if (strcmp(optarg, "auto") && strcmp(optarg, "cgroup2") &&
+			    strcmp(optarg, "cgroup1") && strcmp(optarg, "affinity") &&
+			    strcmp(optarg, "throttle") && strcmp(optarg, "none")) {
+				fprintf(err, "ovc-vmm: --cpusched '%s' must be auto, cgroup2, cgroup1, affinity, throttle or none\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->cpusched = optarg;
 			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {

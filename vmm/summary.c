@@ -257,6 +257,8 @@ static json_t *vm_json(struct vmm_vm *vm)
 		json_object_set_new(c, "halt_ns", json_integer((json_int_t)v->final.halt_ns));
 		json_object_set_new(c, "runs", json_integer((json_int_t)v->final.runs));
 		json_object_set_new(c, "halts", json_integer((json_int_t)v->final.halts));
+		json_object_set_new(c, "cpu_ns", json_integer((json_int_t)v->cpu_ns));
+		json_object_set_new(c, "throttled_ns", json_integer((json_int_t)v->final.throttled_ns));
 		json_object_set_new(c, "exits", json_integer((json_int_t)v->exits));
 		json_object_set_new(c, "io_exits", json_integer((json_int_t)v->io_exits));
 		json_object_set_new(c, "mmio_exits", json_integer((json_int_t)v->mmio_exits));

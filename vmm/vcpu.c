@@ -38,6 +38,16 @@ void vmm_vcpu_kick(struct vmm_vcpu *v)
 	pthread_kill(v->thread, SIGUSR1);
 }
 
+/* libovc's CPU throttle: leave KVM_RUN so ovc_vcpu_run_begin() can hold the vCPU back. */
+static void throttle_kick(void *opaque)
+{
+	struct vmm_vcpu *v = opaque;
+
+	if (v->run)
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	pthread_kill(v->thread, SIGUSR1);
+}
+
 /* The guest's HLT: sleep until @us pass, an interrupt is due, or the VMM stops it. */
 static void idle(struct vmm_vcpu *v, uint64_t us)
 {
@@ -250,6 +260,7 @@ void *vmm_vcpu_thread(void *arg)
 {
 	struct vmm_vcpu *v = arg;
 	struct vmm_vm *vm = v->vm;
+	struct timespec now;
 	int r, err;
 
 	v->ovc = ovc_vm_add_vcpu(vm->ovc, gettid());
@@ -258,8 +269,12 @@ void *vmm_vcpu_thread(void *arg)
 			      v->index, strerror(errno));
 		goto out;
 	}
+	ovc_vcpu_set_kick(v->ovc, throttle_kick, v);
 	while (!atomic_load_explicit(&v->stop, memory_order_acquire)) {
-		if (ovc_vcpu_run_begin(v->ovc))
+		r = ovc_vcpu_run_begin(v->ovc);
+		if (r == -EAGAIN)
+			continue;	/* still throttled: look at stop again */
+		if (r)
 			break;
 		r = ioctl(v->fd, KVM_RUN, 0);
 		err = errno;
@@ -277,6 +292,9 @@ void *vmm_vcpu_thread(void *arg)
 			break;
 	}
 	ovc_vcpu_get_stats(v->ovc, &v->final);
+	if (!clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now))
+		v->cpu_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	ovc_vcpu_set_kick(v->ovc, NULL, NULL);
 	ovc_vcpu_remove(v->ovc);
 out:
 	if (atomic_fetch_sub(&vm->running_vcpus, 1) == 1)

@@ -144,6 +144,20 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 	}
 	/* Before any page can be lost: a restore's stream checks pages at once. */
 	ovc_vm_set_fatal_handler(vm->ovc, fatal_page, vm);
+	if (spec->cpu_shares || spec->cpu_reservation > 0 || spec->cpu_limit > 0) {
+		struct ovc_vm_policy p;
+
+		ovc_vm_get_policy(vm->ovc, &p);
+		if (spec->cpu_shares)
+			p.cpu_shares = spec->cpu_shares;
+		p.cpu_reservation = spec->cpu_reservation;
+		p.cpu_limit = spec->cpu_limit;
+		ret = ovc_vm_set_policy(vm->ovc, &p);
+		if (ret) {
+			vm_error(vm, "CPU policy", ret);
+			goto err;
+		}
+	}
 	vm->fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
 		vm_error(vm, "KVM_CREATE_VM", -errno);

@@ -54,6 +54,9 @@ struct vmm_vm_spec {
 	uint64_t zip;				/* pager: compressed tier cap (0: no pager) */
 	uint64_t resident;			/* pager: keep at most this much resident */
 	unsigned int wss_ms;			/* working-set sampling period (0: off) */
+	uint64_t cpu_shares;			/* 0: the default */
+	double cpu_reservation;			/* physical CPUs */
+	double cpu_limit;			/* physical CPUs, 0: none */
 };
 
 /** struct vmm_opts - the command line */
@@ -74,6 +77,7 @@ struct vmm_opts {
 	const char *save;		/* --save: image written at the end of the run */
 	const char *restore;		/* --restore: image the VM starts from */
 	const char *ctl;		/* --ctl: NULL for the default, "off" */
+	const char *cpusched;		/* CPU scheduler backend, NULL: no scheduler */
 	bool quiet;
 };
 
@@ -101,6 +105,7 @@ struct vmm_vcpu {
 	uint64_t exits, io_exits, mmio_exits, idle_calls, unknown_io;
 	struct ovc_guest_report report;	/* scratch for one REPORT */
 	struct ovc_vcpu_stats final;	/* ovc's view, taken as the thread ends */
+	uint64_t cpu_ns;		/* the thread's CPU time, taken as it ends */
 };
 
 /** struct vmm_virtio - one virtio-mmio device of a VM */

@@ -17,5 +17,6 @@
 #include <ovc/memsched.h>
 #include <ovc/export.h>
 #include <ovc/ctl.h>
+#include <ovc/cpusched.h>
 
 #endif /* OVC_OVC_H */

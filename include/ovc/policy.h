@@ -69,8 +69,9 @@ OVC_EXPORT int ovc_vm_policy_check(const struct ovc_vm_policy *p, const char **w
  * Takes effect from the next tick.
  *
  * Return: 0, -EINVAL (nothing changed; a log line says why), or -ENOSPC
- * when the memory scheduler is on and the VMs' reservations would exceed its
- * budget (nothing changed).
+ * (nothing changed) when the VMs' memory reservations would exceed the memory
+ * scheduler's budget (while it is on) or their CPU reservations the CPU
+ * scheduler's capacity (the host's CPUs when it is off).
  * Context: any thread; takes the host lock.
  */
 OVC_EXPORT int ovc_vm_set_policy(struct ovc_vm *vm, const struct ovc_vm_policy *p);

@@ -3,6 +3,7 @@
 #ifndef OVC_VCPU_H
 #define OVC_VCPU_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -27,6 +28,7 @@ struct ovc_vcpu;
  * @runs: KVM_RUN calls
  * @halts: idle periods
  * @running: 1 while inside KVM_RUN, 2 while halted, 0 otherwise
+ * @throttled_ns: time the CPU scheduler held the vCPU back
  */
 struct ovc_vcpu_stats {
 	unsigned int index;
@@ -36,6 +38,7 @@ struct ovc_vcpu_stats {
 	uint64_t runs;
 	uint64_t halts;
 	unsigned int running;
+	uint64_t throttled_ns;
 };
 
 /**
@@ -71,8 +74,13 @@ OVC_EXPORT int ovc_vcpu_remove(struct ovc_vcpu *vcpu);
  * scheduler holds a throttled vCPU back, so the VMM must not take locks its
  * other threads need around it.
  *
- * Return: 0 to enter the guest, or a negative errno (-EINVAL: @vcpu is NULL)
- * when the VMM must not.
+ * While the CPU scheduler's throttle backend has the vCPU over its budget,
+ * the call waits here until the budget refills (the wait is added to the
+ * vCPU's throttled time), ovc_vcpu_wake() is called, or 100 ms pass.
+ *
+ * Return: 0 to enter the guest, -EAGAIN when the wait ended without the
+ * budget refilling (check whether the vCPU should stop, then call again), or another negative errno (-EINVAL: @vcpu
+ * is NULL) when the VMM must not enter.
  */
 OVC_EXPORT int ovc_vcpu_run_begin(struct ovc_vcpu *vcpu);
 
@@ -98,6 +106,46 @@ OVC_EXPORT void ovc_vcpu_halt_begin(struct ovc_vcpu *vcpu);
  * @vcpu: the calling thread's vCPU
  */
 OVC_EXPORT void ovc_vcpu_halt_end(struct ovc_vcpu *vcpu);
+
+/**
+ * typedef ovc_vcpu_kick_fn - make a vCPU thread leave KVM_RUN soon
+ * @opaque: the pointer given to ovc_vcpu_set_kick()
+ *
+ * Called from an ovc thread (the CPU scheduler's pacer) with ovc locks
+ * held: it must not block or call back into ovc. A VMM sets
+ * kvm_run->immediate_exit and signals the thread, so KVM_RUN returns and the
+ * thread calls ovc_vcpu_run_begin() again, where it is held back.
+ */
+typedef void (*ovc_vcpu_kick_fn)(void *opaque);
+
+/**
+ * ovc_vcpu_set_kick() - how ovc gets a throttled vCPU out of the guest
+ * @vcpu: the vCPU
+ * @fn: the kick (NULL: none; the vCPU is then held back only when it next
+ *	calls ovc_vcpu_run_begin())
+ * @opaque: passed to @fn
+ *
+ * Called from any thread. Return: 0 or -EINVAL.
+ */
+OVC_EXPORT int ovc_vcpu_set_kick(struct ovc_vcpu *vcpu, ovc_vcpu_kick_fn fn, void *opaque);
+
+/**
+ * ovc_vcpu_may_run() - whether the vCPU is within its CPU budget now
+ * @vcpu: the vCPU
+ *
+ * Lock-free; what ovc_vcpu_run_begin() checks before holding the thread back.
+ * Return: true when it may enter the guest (or @vcpu is NULL).
+ */
+OVC_EXPORT bool ovc_vcpu_may_run(struct ovc_vcpu *vcpu);
+
+/**
+ * ovc_vcpu_wake() - end a wait inside ovc_vcpu_run_begin() early
+ * @vcpu: the vCPU
+ *
+ * For a VMM that stops or interrupts the vCPU: a thread held back returns
+ * -EAGAIN from ovc_vcpu_run_begin() at once. Called from any thread.
+ */
+OVC_EXPORT void ovc_vcpu_wake(struct ovc_vcpu *vcpu);
 
 /**
  * ovc_vcpu_get_stats() - copy out a vCPU's counters
