@@ -114,12 +114,16 @@ static uint64_t align_page(uint64_t v)
 	return (v + OVC_PAGE_SIZE - 1) & ~((uint64_t)OVC_PAGE_SIZE - 1);
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+/*
+ * The whole of @len at @off, read or written: 0, -EIO at end of file (an
+ * image shorter than it says) or when nothing more can be written, or -errno.
+ */
+static int io_all(int fd, void *buf, size_t len, uint64_t off, bool write)
 {
-	const uint8_t *p = buf;
+	uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
+		ssize_t n = write ? pwrite(fd, p, len, (off_t)off) : pread(fd, p, len, (off_t)off);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -135,26 +139,14 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* 0, -EIO at end of file (the image is shorter than it says), or -errno. */
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	return io_all(fd, (void *)buf, len, off, true);
+}
+
 static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return io_all(fd, buf, len, off, false);
 }
 
 /* ------------------------------------------------------------------------ */

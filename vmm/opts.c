@@ -69,31 +69,8 @@ void vmm_usage(FILE *out)
 
 int vmm_parse_size(const char *s, uint64_t *out)
 {
-	char *end;
-	double v, mul = 1;
-
-	if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': mul = 1ULL << 10; end++; break;
-	case 'm': case 'M': mul = 1ULL << 20; end++; break;
-	case 'g': case 'G': mul = 1ULL << 30; end++; break;
-	case 't': case 'T': mul = 1ULL << 40; end++; break;
-	default: break;
-	}
-	if (*end == 'i' || *end == 'B')	/* 512MiB, 512MB */
-		end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
-	if (*end || !isfinite(v) || v < 0 || v * mul >= 18446744073709551615.0)
-		return -EINVAL;
-	v *= mul;
-	if (v != floor(v))
-		return -EINVAL;
-	*out = (uint64_t)v;
-	return 0;
+	/* One grammar for sizes across ovc: 512M, 1.5G, 4KiB, 4096. */
+	return ovc_size_parse(s, out);
 }
 
 static bool valid_name(const char *s)
