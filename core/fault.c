@@ -272,7 +272,16 @@ static void handle_fault(struct ovc_ram *ram, const struct uffd_msg *msg, void *
 
 	for (;;) {
 		e = atomic_load_explicit(pte, memory_order_acquire);
-		if ((e & OVC_PTE_BUSY) && minor && ovc__pte_state(e) == OVC_PAGE_RESIDENT &&
+		/*
+		 * A SHARED page too: its transition (unshare_page) puts the own
+		 * mapping back with the contents written to the memfd first and
+		 * reads it back for its check while the entry still says SHARED.
+		 * The pool's mapping is never registered for minor faults, so a
+		 * minor fault there always means the own mapping is back.
+		 */
+		if ((e & OVC_PTE_BUSY) && minor &&
+		    (ovc__pte_state(e) == OVC_PAGE_RESIDENT ||
+		     ovc__pte_state(e) == OVC_PAGE_SHARED) &&
 		    map_under_transition(ram, addr))
 			return;
 		if (e & OVC_PTE_BUSY) {

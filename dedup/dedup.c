@@ -542,6 +542,24 @@ static void settle(struct ovc_dedup *d, struct ovc_dedup_member *m, struct ovc_x
 	}
 }
 
+/*
+ * Read the resident pages of a transition through their mapping once, before
+ * d->lock is taken: a page whose mapping is new (its own mapping put back when
+ * a share broke) or armed takes a minor fault there, and the fault engine may
+ * itself be waiting for d->lock (a share broken releases its pool page), so
+ * touching such a page under d->lock could wait forever. Mapped once, the page
+ * stays mapped while the transition holds it BUSY.
+ */
+static void map_resident(struct ovc_xact *x, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (ovc__pte_state(ovc__xact_old(x, i)) == OVC_PAGE_RESIDENT)
+			(void)*(volatile const uint8_t *)ovc__xact_hva(x, i);
+	}
+}
+
 /* Share a run into existing pool pages. Called with scan_lock held. */
 static void share_into(struct ovc_dedup *d, struct ovc_dedup_member *m, const struct run *r)
 {
@@ -553,6 +571,7 @@ static void share_into(struct ovc_dedup *d, struct ovc_dedup_member *m, const st
 		count_busy(d, m, r->n);
 		return;
 	}
+	map_resident(x, r->n);
 	pthread_mutex_lock(&d->lock);
 	for (i = 0; i < r->n; i++) {
 		uint64_t slot = r->slot + i;
@@ -613,6 +632,8 @@ static void share_pair(struct ovc_dedup *d, struct ovc_dedup_member *mb, const s
 		pthread_mutex_unlock(&d->lock);
 		return;
 	}
+	map_resident(xa, r->n);
+	map_resident(xb, r->n);
 	pthread_mutex_lock(&d->lock);
 	pref = preferred_slot(mb, r->gfn);
 	for (i = 0; i < r->n; i++) {
