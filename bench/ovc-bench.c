@@ -14,6 +14,9 @@ static const struct ovcb_scenario scenarios[] = {
 	{ "pager-latency", ovcb_scn_pager_latency, ovcb_scn_pager_latency_help },
 	{ "pager-throughput", ovcb_scn_pager_throughput, ovcb_scn_pager_throughput_help },
 	{ "balloon-rate", ovcb_scn_balloon_rate, ovcb_scn_balloon_rate_help },
+	{ "cpu-fairness", ovcb_scn_cpu_fairness, ovcb_scn_cpu_fairness_help },
+	{ "cpusched-sim", ovcb_scn_cpusched_sim, ovcb_scn_cpusched_sim_help },
+	{ "memsched-sim", ovcb_scn_memsched_sim, ovcb_scn_memsched_sim_help },
 };
 
 #define NSCN (sizeof(scenarios) / sizeof(scenarios[0]))

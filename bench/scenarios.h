@@ -13,5 +13,11 @@ int ovcb_scn_pager_throughput(struct ovcb *b, int argc, char **argv);
 extern const char ovcb_scn_pager_throughput_help[];
 int ovcb_scn_balloon_rate(struct ovcb *b, int argc, char **argv);
 extern const char ovcb_scn_balloon_rate_help[];
+int ovcb_scn_cpu_fairness(struct ovcb *b, int argc, char **argv);
+extern const char ovcb_scn_cpu_fairness_help[];
+int ovcb_scn_cpusched_sim(struct ovcb *b, int argc, char **argv);
+extern const char ovcb_scn_cpusched_sim_help[];
+int ovcb_scn_memsched_sim(struct ovcb *b, int argc, char **argv);
+extern const char ovcb_scn_memsched_sim_help[];
 
 #endif

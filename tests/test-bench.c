@@ -286,6 +286,54 @@ Test(bench, pager_throughput_runs_small_without_peers, .timeout = 90)
 	unlink(json);
 }
 
+Test(bench, memsched_sim_runs_small_with_valid_json, .timeout = 60)
+{
+	char json[] = "/tmp/ovc-test-bench-json-XXXXXX";
+	const char *args[] = { "run", "memsched-sim", "--vms", "20", "--seconds", "30", "--quiet",
+			       "--json", json, NULL };
+	int fd = mkstemp(json), status;
+	json_t *d, *m;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	status = run_bench(args, NULL, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	d = load_checked(json, "memsched-sim");
+	m = json_object_get(d, "metrics");
+	cr_expect(json_real_value(json_object_get(m, "ovc.mem_tick_ms")) > 0);
+	cr_expect(json_is_real(json_object_get(m, "ovc.reservation_violations")));
+	cr_expect_eq(json_real_value(json_object_get(m, "ovc.reservation_violations")), 0);
+	cr_expect(json_real_value(json_object_get(m, "ovc.active_resident_pct")) > 0);
+	cr_expect(json_real_value(json_object_get(m, "ovc.active_resident_pct")) <= 100);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(d, "params"), "ticks")),
+		     30);
+	cr_expect(json_is_false(json_object_get(d, "ok")));
+	json_decref(d);
+	unlink(json);
+}
+
+Test(bench, cpusched_sim_runs_small_with_valid_json, .timeout = 60)
+{
+	char json[] = "/tmp/ovc-test-bench-json-XXXXXX";
+	const char *args[] = { "run", "cpusched-sim", "--vms", "40", "--ticks", "25",
+			       "--json", json, NULL };
+	int fd = mkstemp(json), status;
+	json_t *d, *m;
+
+	cr_assert_geq(fd, 0);
+	close(fd);
+	status = run_bench(args, NULL, 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	d = load_checked(json, "cpusched-sim");
+	m = json_object_get(d, "metrics");
+	cr_expect(json_real_value(json_object_get(m, "ovc.cpu_tick_ms")) > 0);
+	cr_expect(json_real_value(json_object_get(m, "ovc.cpu_place_ms")) > 0);
+	cr_expect(json_real_value(json_object_get(m, "sim.capacity_used_pct")) > 0);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(d, "params"), "vms")), 40);
+	json_decref(d);
+	unlink(json);
+}
+
 Test(bench, sigterm_stops_a_scenario_promptly, .timeout = 60)
 {
 	const char *args[] = { "run", "pager-throughput", "--no-peers", "--mib", "8",
@@ -318,12 +366,14 @@ Test(bench, list_help_and_usage_errors)
 
 		cr_expect_eq(sscanf(line, "%63s %63s", name, summary), 2, "line: %s", line);
 		found += !strcmp(name, "fault-latency") || !strcmp(name, "pager-latency") ||
-			 !strcmp(name, "pager-throughput") || !strcmp(name, "balloon-rate");
+			 !strcmp(name, "pager-throughput") || !strcmp(name, "balloon-rate") ||
+			 !strcmp(name, "cpu-fairness") || !strcmp(name, "cpusched-sim") ||
+			 !strcmp(name, "memsched-sim");
 		lines++;
 	}
 	fclose(f);
-	cr_expect_eq(found, 4, "%d of the four scenarios listed", found);
-	cr_expect_geq(lines, 4);
+	cr_expect_eq(found, 7, "%d of the seven scenarios listed", found);
+	cr_expect_geq(lines, 7);
 	status = run_bench(help, out, 0);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	status = run_bench(nosuch, NULL, 0);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* bench/memsched-sim.c: the memory scheduler driving a model of 1,000 VMs, 2x overcommitted. */
+/* bench/scn-memsched-sim.c: the memory scheduler driving a model of 1,000 VMs, 2x overcommitted. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -11,6 +11,9 @@
 #include <time.h>
 
 #include <ovc/memsched.h>
+
+#include "harness.h"
+#include "scenarios.h"
 
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
@@ -138,31 +141,37 @@ static double sample_share(double p)
 	return (double)hit / WSS_SAMPLES;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: memsched-sim [--vms N] [--ticks N | --seconds N] [--overcommit X]\n"
-		   "                    [--seed N] [--page-rate-total MIB] [--json FILE] [--quiet]\n");
-}
+const char ovcb_scn_memsched_sim_help[] =
+"the memory scheduler driving a model of 1,000 VMs, 2x overcommitted\n"
+"options: [--vms N] [--ticks N] [--overcommit X] [--seed N]\n"
+"         [--page-rate-total MIB] [--quiet]   (--seconds: ticks, default 600)\n"
+"Each tick (one simulated second) the guests of N modelled VMs (default\n"
+"1000) follow their traces (idle, steady, phased, shifting working sets),\n"
+"their balloons follow the device's target at a bounded rate (a few never\n"
+"answer) and the pager takes what it is asked, idle pages first; the\n"
+"memory scheduler (ovc_memsched_plan()) plans from the resulting snapshot.\n"
+"Metrics: ovc.mem_tick_ms (median plan cost), ovc.mem_tick_p99_ms,\n"
+"ovc.mem_tick_max_ms, ovc.reservation_violations (must be 0: the run fails\n"
+"otherwise), ovc.active_resident_pct, ovc.over_budget_ticks,\n"
+"ovc.over_budget_max_pct, ovc.balloon_reversals_per_vm_hour,\n"
+"ovc.state_high_ticks, _soft_, _hard_, _low_. No peer: \"ok\" is false.\n";
 
-int main(int argc, char **argv)
+int ovcb_scn_memsched_sim(struct ovcb *b, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "vms", required_argument, NULL, 'n' },
 		{ "ticks", required_argument, NULL, 't' },
-		{ "seconds", required_argument, NULL, 't' },
 		{ "overcommit", required_argument, NULL, 'o' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "page-rate-total", required_argument, NULL, 'p' },
-		{ "json", required_argument, NULL, 'j' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	unsigned int nvms = 1000, ticks = 600, warmup, i, t;
+	unsigned int nvms = 1000, ticks = ovcb_seconds(b, 600), warmup, i, t;
 	unsigned long long violations = 0, over_budget_ticks = 0, state_ticks[OVC_MEM_NR_STATES] = { 0 };
 	unsigned long long bal_flips = 0, growing_ticks = 0, viol[3] = { 0 };
 	double overcommit = 2.0, act_sum = 0, act_res_sum = 0, max_over = 0;
-	const char *json = NULL;
 	unsigned long long page_total_mib = 0;
 	bool quiet = false;
 	struct ovc_memsched_config cfg;
@@ -172,7 +181,7 @@ int main(int argc, char **argv)
 	struct sim_vm *vms;
 	uint64_t *cost, ram_sum = 0, res_sum_rsv = 0;
 	int ch, cur = 0;
-	FILE *f;
+	int ret = -ENOMEM;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -188,9 +197,6 @@ int main(int argc, char **argv)
 		case 's':
 			rng_state = strtoull(optarg, NULL, 0) * 0x9e3779b97f4a7c15ULL + 0x2545f4914f6cdd1dULL;
 			break;
-		case 'j':
-			json = optarg;
-			break;
 		case 'p':
 			page_total_mib = strtoull(optarg, NULL, 0);
 			break;
@@ -198,10 +204,9 @@ int main(int argc, char **argv)
 			quiet = true;
 			break;
 		case 'h':
-			usage(stdout);
+			printf("%s", ovcb_scn_memsched_sim_help);
 			return 0;
 		default:
-			usage(stderr);
 			return 2;
 		}
 	}
@@ -211,16 +216,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	warmup = ticks / 10;
+	ovcb_param_int(b, "vms", nvms);
+	ovcb_param_int(b, "ticks", ticks);
+	ovcb_param_real(b, "overcommit", overcommit);
 
 	vms = calloc(nvms, sizeof(*vms));
 	vs = calloc(nvms, sizeof(*vs));
 	cost = calloc(ticks, sizeof(*cost));
-	if (!vms || !vs || !cost)
-		return 1;
 	ovc_memsched_plan_init(&plans[0]);
 	ovc_memsched_plan_init(&plans[1]);
+	if (!vms || !vs || !cost)
+		goto out;
 	if (ovc_memsched_plan_reserve(&plans[0], nvms) || ovc_memsched_plan_reserve(&plans[1], nvms))
-		return 1;
+		goto out;
 
 	/* The VMs: sizes, traces, policies, mechanisms. */
 	for (i = 0; i < nvms; i++) {
@@ -307,6 +315,10 @@ int main(int argc, char **argv)
 	snap.nvms = nvms;
 
 	for (t = 0; t < ticks; t++) {
+		if (t % 16 == 0 && ovcb_stopping(b)) {
+			ret = -EINTR;
+			goto out;
+		}
 		const struct ovc_memsched_state *prev = t ? &plans[cur].next : NULL;
 		struct ovc_memsched_plan *p = &plans[cur ^ 1];
 		uint64_t t0, held = 0;
@@ -348,7 +360,8 @@ int main(int argc, char **argv)
 		t0 = now_ns();
 		if (ovc_memsched_plan(&cfg, &snap, prev, p)) {
 			fprintf(stderr, "memsched-sim: plan failed\n");
-			return 1;
+			ret = -EIO;
+			goto out;
 		}
 		cost[t] = now_ns() - t0;
 		cur ^= 1;
@@ -517,39 +530,31 @@ int main(int argc, char **argv)
 		       state_ticks[1], state_ticks[2], state_ticks[3]);
 		printf("  balloon reversals: %.2f per VM-hour; growing VM-ticks: %llu\n",
 		       flips_per_vm_hour, growing_ticks);
-		if (json) {
-			f = fopen(json, "w");
-			if (!f) {
-				fprintf(stderr, "memsched-sim: %s: %s\n", json, strerror(errno));
-				return 1;
-			}
-			fprintf(f, "{\n"
-				   "  \"ovc.mem_tick_ms\": %.4f,\n"
-				   "  \"ovc.mem_tick_p99_ms\": %.4f,\n"
-				   "  \"ovc.mem_tick_max_ms\": %.4f,\n"
-				   "  \"ovc.reservation_violations\": %llu,\n"
-				   "  \"ovc.active_resident_pct\": %.3f,\n"
-				   "  \"ovc.over_budget_ticks\": %llu,\n"
-				   "  \"ovc.over_budget_max_pct\": %.3f,\n"
-				   "  \"ovc.balloon_reversals_per_vm_hour\": %.3f,\n"
-				   "  \"ovc.state_ticks_high\": %llu,\n"
-				   "  \"ovc.state_ticks_soft\": %llu,\n"
-				   "  \"ovc.state_ticks_hard\": %llu,\n"
-				   "  \"ovc.state_ticks_low\": %llu,\n"
-				   "  \"vms\": %u,\n"
-				   "  \"ticks\": %u,\n"
-				   "  \"overcommit\": %.2f\n"
-				   "}\n",
-				med, p99, mx, violations, act_pct, over_budget_ticks, 100 * max_over,
-				flips_per_vm_hour, state_ticks[0], state_ticks[1], state_ticks[2],
-				state_ticks[3], nvms, ticks, overcommit);
-			fclose(f);
-		}
+		ovcb_metric(b, "ovc.mem_tick_ms", med);
+		ovcb_metric(b, "ovc.mem_tick_p99_ms", p99);
+		ovcb_metric(b, "ovc.mem_tick_max_ms", mx);
+		ovcb_metric(b, "ovc.reservation_violations", (double)violations);
+		ovcb_metric(b, "ovc.active_resident_pct", act_pct);
+		ovcb_metric(b, "ovc.over_budget_ticks", (double)over_budget_ticks);
+		ovcb_metric(b, "ovc.over_budget_max_pct", 100 * max_over);
+		ovcb_metric(b, "ovc.balloon_reversals_per_vm_hour", flips_per_vm_hour);
+		ovcb_metric(b, "ovc.state_high_ticks", (double)state_ticks[0]);
+		ovcb_metric(b, "ovc.state_soft_ticks", (double)state_ticks[1]);
+		ovcb_metric(b, "ovc.state_hard_ticks", (double)state_ticks[2]);
+		ovcb_metric(b, "ovc.state_low_ticks", (double)state_ticks[3]);
 	}
+	/* No peer: nothing else plans memory across KVM VMs here. */
+	ovcb_set_ok(b, false);
+	ret = 0;
+	if (violations) {
+		fprintf(stderr, "memsched-sim: %llu reservation violations\n", violations);
+		ret = -ERANGE;
+	}
+out:
 	ovc_memsched_plan_fini(&plans[0]);
 	ovc_memsched_plan_fini(&plans[1]);
 	free(cost);
 	free(vs);
 	free(vms);
-	return violations ? 1 : 0;
+	return ret;
 }

@@ -1,39 +1,38 @@
 // SPDX-License-Identifier: MIT
-/* bench/cpusched-sim.c: the CPU scheduler's pure functions on 1,000 simulated VMs over 256 pCPUs in 8 NUMA nodes. */
-
-/*
- * cpusched-sim - cost of one CPU scheduler tick at scale
- *
- * Builds snapshots of VMS simulated VMs (1-8 vCPUs, random shares, a tenth
- * with reservations, a tenth with limits) whose demand follows a random
- * walk with idle spells, and runs the scheduler's tick on them: demand and
- * entitlement (ovc_cpu_plan_compute()) and NUMA placement (ovc_cpu_place(),
- * rebalancing every 2 s of simulated time) on an XML topology of 8 nodes x
- * 32 cores. Each simulated VM receives min(demand, entitlement) until the
- * next tick; what it wanted beyond that shows as ready time, what it did
- * not want as halted time, so the next tick measures it as the real one would.
- *
- * Usage: cpusched-sim [--vms N] [--ticks N] [--topology XML] [--json FILE]
- * Metrics (CPU time of the ticking thread): ovc.cpu_tick_ms (median),
- * ovc.cpu_tick_p99_ms, ovc.cpu_place_ms,
- * sim.capacity_used_pct, sim.node_imbalance_pct.
- */
+/* bench/scn-cpusched-sim.c: the CPU scheduler's pure functions on 1,000 simulated VMs over 256 pCPUs in 8 NUMA nodes. */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include <ovc/ovc.h>
+
+#include "harness.h"
+#include "scenarios.h"
 
 #ifndef OVC_BENCH_TOPOLOGY
 #define OVC_BENCH_TOPOLOGY "tests/data/topo-8n-256c.xml"
 #endif
+
+const char ovcb_scn_cpusched_sim_help[] =
+"cost of one CPU scheduler tick on 1,000 simulated VMs, 256 pCPUs, 8 nodes\n"
+"options: [--vms N] [--ticks N] [--topology XML]\n"
+"Builds snapshots of N simulated VMs (default 1000; 1-8 vCPUs, random\n"
+"shares, a tenth with reservations, a tenth with limits) whose demand\n"
+"follows a random walk with idle spells, and runs the scheduler's tick on\n"
+"them for --ticks ticks of 100 ms (default 300): demand and entitlement\n"
+"(ovc_cpu_plan_compute()) and NUMA placement (ovc_cpu_place(), rebalancing\n"
+"every 2 s of simulated time) on an XML topology (default 8 nodes x 32\n"
+"cores). Each VM receives min(demand, entitlement) until the next tick;\n"
+"what it wanted beyond that shows as ready time, what it did not want as\n"
+"halted time, so the next tick measures it as the real one would.\n"
+"Metrics (CPU time of the ticking thread): ovc.cpu_tick_ms (median),\n"
+"ovc.cpu_tick_p99_ms, ovc.cpu_place_ms, sim.capacity_used_pct,\n"
+"sim.node_imbalance_pct. No peer: \"ok\" is false.\n";
 
 #define TICK_NS 100000000ULL	/* 100 ms of simulated time per tick */
 
@@ -76,47 +75,57 @@ static double frand(void)
 	return (double)rand() / RAND_MAX;
 }
 
-static void usage(void)
+int ovcb_scn_cpusched_sim(struct ovcb *b, int argc, char **argv)
 {
-	fprintf(stderr, "usage: cpusched-sim [--vms N] [--ticks N] [--topology XML] [--json FILE]\n");
-}
-
-int main(int argc, char **argv)
-{
+	static const struct option opts[] = {
+		{ "vms", required_argument, NULL, 'v' },
+		{ "ticks", required_argument, NULL, 't' },
+		{ "topology", required_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	unsigned int nvms = 1000, ticks = 300, i, j, k, t, cur = 0;
-	const char *xml = OVC_BENCH_TOPOLOGY, *json = NULL;
+	const char *xml = OVC_BENCH_TOPOLOGY;
 	struct ovc_cpusched_config cfg;
 	struct ovc_cpu_plan plans[2] = { { 0 }, { 0 } };
 	struct ovc_cpu_placement pl = { 0 };
 	struct ovc_topology *topo;
-	double *tick_ms, *place_ms, used_pct = 0, imbalance = 0, capacity;
+	double *tick_ms = NULL, *place_ms = NULL, used_pct = 0, imbalance = 0, capacity;
 	struct sim s = { 0 };
-	struct utsname un;
-	json_t *out, *m;
-	int ret;
+	unsigned long val;
+	char *end;
+	int opt, ret;
 
-	for (i = 1; i < (unsigned int)argc; i++) {
-		if (!strcmp(argv[i], "--vms") && i + 1 < (unsigned int)argc)
-			nvms = (unsigned int)strtoul(argv[++i], NULL, 0);
-		else if (!strcmp(argv[i], "--ticks") && i + 1 < (unsigned int)argc)
-			ticks = (unsigned int)strtoul(argv[++i], NULL, 0);
-		else if (!strcmp(argv[i], "--topology") && i + 1 < (unsigned int)argc)
-			xml = argv[++i];
-		else if (!strcmp(argv[i], "--json") && i + 1 < (unsigned int)argc)
-			json = argv[++i];
-		else {
-			usage();
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v':
+		case 't':
+			val = strtoul(optarg, &end, 10);
+			if (*end || val > 100000 || (opt == 'v' ? val < 1 : val < 2)) {
+				fprintf(stderr, "cpusched-sim: --vms must be 1 to 100000, "
+					"--ticks 2 to 100000\n");
+				return 2;
+			}
+			if (opt == 'v')
+				nvms = (unsigned int)val;
+			else
+				ticks = (unsigned int)val;
+			break;
+		case 'x':
+			xml = optarg;
+			break;
+		case 'h':
+			printf("%s", ovcb_scn_cpusched_sim_help);
+			return 0;
+		default:
 			return 2;
 		}
 	}
-	if (!nvms || ticks < 2) {
-		usage();
-		return 2;
-	}
 	topo = ovc_topology_load(xml);
 	if (!topo) {
-		fprintf(stderr, "cpusched-sim: cannot load topology %s: %s\n", xml, strerror(errno));
-		return 1;
+		ret = -errno;
+		fprintf(stderr, "cpusched-sim: cannot load topology %s: %s\n", xml, strerror(-ret));
+		return ret;
 	}
 	capacity = ovc_topology_cores(topo, -1);
 	srand(42);
@@ -126,8 +135,9 @@ int main(int argc, char **argv)
 		s.vms[k] = calloc(nvms, sizeof(struct ovc_vm_snap));
 	tick_ms = calloc(ticks, sizeof(double));
 	place_ms = calloc(ticks, sizeof(double));
+	ret = -ENOMEM;
 	if (!s.want || !s.vms[0] || !s.vms[1] || !tick_ms || !place_ms)
-		return 1;
+		goto out;
 	for (i = 0; i < nvms; i++) {
 		unsigned int n = 1 + (unsigned int)(rand() % 8);
 
@@ -148,17 +158,17 @@ int main(int argc, char **argv)
 		s.want[i] = frand() * n;
 	}
 	for (k = 0; k < 2; k++) {
-		struct ovc_vcpu_snap *c = calloc(s.nvcpus, sizeof(*c));
+		struct ovc_vcpu_snap *cs = calloc(s.nvcpus, sizeof(*cs));
 
-		if (!c)
-			return 1;
-		s.vcpus[k] = c;
+		if (!cs)
+			goto out;
+		s.vcpus[k] = cs;
 		for (i = 0, j = 0; i < nvms; i++) {
-			s.vms[k][i].vcpus = c + j;
+			s.vms[k][i].vcpus = cs + j;
 			for (t = 0; t < s.vms[k][i].nvcpus; t++, j++) {
-				c[j].index = t;
-				c[j].tid = (pid_t)(1000 + j);
-				c[j].schedstat_valid = true;
+				cs[j].index = t;
+				cs[j].tid = (pid_t)(1000 + j);
+				cs[j].schedstat_valid = true;
 			}
 		}
 		s.snap[k].ncpus = (unsigned int)capacity;
@@ -171,6 +181,10 @@ int main(int argc, char **argv)
 	printf("cpusched-sim: %u VMs, %u vCPUs on %.0f cores in %u nodes, %u ticks of 100 ms\n",
 	       nvms, s.nvcpus, capacity, ovc_topology_nodes(topo), ticks);
 	for (t = 0; t < ticks; t++) {
+		if (t % 16 == 0 && ovcb_stopping(b)) {
+			ret = -EINTR;
+			goto out;
+		}
 		struct ovc_stats_snapshot *sn = &s.snap[t & 1];
 		const struct ovc_stats_snapshot *prev = t ? &s.snap[(t - 1) & 1] : NULL;
 		const struct ovc_cpu_plan *last = t ? &plans[cur] : NULL;
@@ -207,14 +221,14 @@ int main(int argc, char **argv)
 		t1 = now_ns();
 		if (ret) {
 			fprintf(stderr, "cpusched-sim: plan: %s\n", strerror(-ret));
-			return 1;
+			goto out;
 		}
 		cur ^= 1;
 		ret = ovc_cpu_place(topo, &plans[cur], t % 20 == 0, cfg.imbalance_pct, &pl);
 		t2 = now_ns();
 		if (ret) {
 			fprintf(stderr, "cpusched-sim: place: %s\n", strerror(-ret));
-			return 1;
+			goto out;
 		}
 		tick_ms[t] = (double)(t2 - t0) / 1e6;
 		place_ms[t] = (double)(t2 - t1) / 1e6;
@@ -224,27 +238,23 @@ int main(int argc, char **argv)
 		}
 	}
 
-	out = json_object();
-	m = json_object();
-	uname(&un);
-	json_object_set_new(out, "scenario", json_string("cpusched-sim"));
-	json_object_set_new(out, "machine", json_pack("{s:i, s:s}",
-		"cpus", (int)sysconf(_SC_NPROCESSORS_ONLN), "kernel", un.release));
-	json_object_set_new(out, "params", json_pack("{s:i, s:i, s:i, s:f, s:s}", "vms", (int)nvms,
-		"vcpus", (int)s.nvcpus, "ticks", (int)ticks, "capacity", capacity, "topology", xml));
-	json_object_set_new(m, "ovc.cpu_tick_ms", json_real(quantile(tick_ms, ticks, 0.5)));
-	json_object_set_new(m, "ovc.cpu_tick_p99_ms", json_real(quantile(tick_ms, ticks, 0.99)));
-	json_object_set_new(m, "ovc.cpu_place_ms", json_real(quantile(place_ms, ticks, 0.5)));
-	json_object_set_new(m, "sim.capacity_used_pct", json_real(used_pct));
-	json_object_set_new(m, "sim.node_imbalance_pct", json_real(imbalance));
-	json_object_set_new(out, "metrics", m);
-	json_object_set_new(out, "ok", json_true());
+	ovcb_param_int(b, "vms", nvms);
+	ovcb_param_int(b, "vcpus", s.nvcpus);
+	ovcb_param_int(b, "ticks", ticks);
+	ovcb_param_real(b, "capacity", capacity);
+	ovcb_param_str(b, "topology", xml);
 	printf("tick: median %.3f ms, p99 %.3f ms (placement %.3f ms); capacity used %.1f%%, "
 	       "node imbalance after rebalance %.1f%%\n", quantile(tick_ms, ticks, 0.5),
 	       quantile(tick_ms, ticks, 0.99), quantile(place_ms, ticks, 0.5), used_pct, imbalance);
-	if (json && json_dump_file(out, json, JSON_INDENT(2)))
-		fprintf(stderr, "cpusched-sim: cannot write %s\n", json);
-	json_decref(out);
+	ovcb_metric(b, "ovc.cpu_tick_ms", quantile(tick_ms, ticks, 0.5));
+	ovcb_metric(b, "ovc.cpu_tick_p99_ms", quantile(tick_ms, ticks, 0.99));
+	ovcb_metric(b, "ovc.cpu_place_ms", quantile(place_ms, ticks, 0.5));
+	ovcb_metric(b, "sim.capacity_used_pct", used_pct);
+	ovcb_metric(b, "sim.node_imbalance_pct", imbalance);
+	/* No peer: nothing else computes CPU entitlements for KVM VMs here. */
+	ovcb_set_ok(b, false);
+	ret = 0;
+out:
 	ovc_cpu_plan_fini(&plans[0]);
 	ovc_cpu_plan_fini(&plans[1]);
 	ovc_cpu_placement_fini(&pl);
@@ -256,5 +266,5 @@ int main(int argc, char **argv)
 	free(s.want);
 	free(tick_ms);
 	free(place_ms);
-	return 0;
+	return ret;
 }
