@@ -874,6 +874,14 @@ static struct bad_cli bad_clis[] = {
 	    "--save", "/tmp/x.img" }, "exactly one --vm" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--chaos", "100", "--restore", "/tmp/x.img" },
 	  "--chaos cannot run with --save or --restore" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=g/1" }, "dedup 'g/1' must be on, off" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=" }, "dedup '' must be on, off" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=g1", "--dedup-budget", "0" },
+	  "--dedup-budget '0' must be 1 to 1000" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=g1", "--dedup-budget", "1001" },
+	  "--dedup-budget '1001' must be 1 to 1000" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--dedup-budget", "100" },
+	  "--dedup-budget needs a --vm with dedup=" },
 };
 
 ParameterizedTestParameters(vmm, bad_command_line)
