@@ -19,6 +19,9 @@
  *                   or keep re-verifying and rewriting pages (default idle)
  *   touch=PCT       with then=touch, the share of its pages a vCPU verifies
  *                   and rewrites (same contents) per pass (default 10)
+ *   pause=MS        with then=touch, idle this long between passes (default
+ *                   0): pages then stay unwritten long enough for the host
+ *                   to share them, and the rewrites break those shares
  *   seconds=N       run time after the fill; 0 = until boot->stop (default 0)
  *
  * Which page is zero, duplicate (and of which template) or unique is a
@@ -55,7 +58,7 @@ static const char *const kind_names[] = { "zero", "dup", "unique" };
 
 struct df_cfg {
 	struct rt_size size;
-	uint64_t zero, dup, dup_set, dup_seed, then, touch, seconds;
+	uint64_t zero, dup, dup_set, dup_seed, then, touch, pause, seconds;
 };
 
 /*
@@ -168,6 +171,15 @@ static bool deadline_passed(uint64_t end)
 	return end && rdtsc() >= end;
 }
 
+/* Idle @ms between touch passes, waking for boot->stop and the deadline. */
+static void pause_ms(struct ovc_guest_boot *boot, uint64_t ms, uint64_t end)
+{
+	uint64_t until = rdtsc() + ns_to_tsc(ms * NSEC_PER_MSEC);
+
+	while (ms && !boot->stop && !deadline_passed(end) && rdtsc() < until)
+		idle_us(10000);
+}
+
 int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 {
 	struct df_cfg cfg = {
@@ -182,6 +194,7 @@ int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 		{ "size", RT_ARG_SIZE, &cfg.size },
 		{ "then", RT_ARG_CHOICE, &cfg.then, thens },
 		{ "touch", RT_ARG_PCT, &cfg.touch },
+		{ "pause", RT_ARG_U64, &cfg.pause, NULL, 3600000 },
 		{ "seconds", RT_ARG_U64, &cfg.seconds, NULL, 1ULL << 32 },
 	};
 	unsigned int nr = boot->nr_vcpus;
@@ -276,6 +289,7 @@ int guest_main(unsigned int vcpu, struct ovc_guest_boot *boot)
 			}
 			if (i == hi)
 				passes++;
+			pause_ms(boot, cfg.pause, end);
 		}
 	} else {
 		while (!boot->stop && !deadline_passed(end))

@@ -256,6 +256,73 @@ Test(vmm, dupfill, .timeout = 120)
 	run_free(&r);
 }
 
+/*
+ * Page sharing across the VMs of one share group and none across groups:
+ * three dupfill guests with the same contents, a and b in group g1, c in g2.
+ * Every duplicate page has its own template (dup-set above the page count),
+ * so a VM holds no duplicates of its own: whatever it shares, it shares with
+ * another VM. a and b share their duplicate pages with each other; c, with
+ * the same contents, shares nothing. A pool page of g1 has two sharers, so
+ * a's saved bytes are at most half a page per shared page: a third sharer
+ * from g2 would make them two thirds. The guests rewrite 5% of their pages
+ * each second (copy-on-write breaks, then shared again) and verify every page
+ * at the end.
+ */
+Test(vmm, dupfill_dedup_groups, .timeout = 120)
+{
+#define DF_ARGS "args=size=8M zero=25 dup=50 dup-set=4096 then=touch touch=5 pause=1000"
+	const char *args[] = {
+		"--vm", "name=a,mem=32M,guest=dupfill,dedup=g1," DF_ARGS,
+		"--vm", "name=b,mem=32M,guest=dupfill,dedup=g1," DF_ARGS,
+		"--vm", "name=c,mem=32M,guest=dupfill,dedup=g2," DF_ARGS,
+		"--seconds", "12", "--dedup-budget", "200", "--ctl", "off", NULL,
+	};
+#undef DF_ARGS
+	json_int_t sharing, saved, dup;
+	struct run r;
+	json_t *vm;
+	size_t i;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 0);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	for (i = 0; i < 3; i++) {
+		vm = vm_at(&r, i);
+		assert_vm_ok(&r, vm);
+		cr_assert_eq(report(vm, "corrupt"), 0);
+		cr_assert_gt(report(vm, "touch_passes"), 2);
+		cr_assert_gt(report(vm, "verified_pages"), report(vm, "wss_pages"));
+		/* Scanned, and its zero pages reclaimed, in every group. */
+		cr_assert_gt(path_int(vm, "dedup", "scanned"), 2 * 2048);
+		cr_assert_geq(path_int(vm, "dedup", "zero"), report(vm, "zero_pages"));
+	}
+	for (i = 0; i < 2; i++) {
+		vm = vm_at(&r, i);
+		cr_assert_str_eq(json_string_value(json_object_get(json_object_get(vm, "dedup"),
+								    "group")), "g1");
+		dup = report(vm, "dup_pages");
+		sharing = path_int(vm, "dedup", "sharing");
+		saved = path_int(vm, "dedup", "saved_bytes");
+		/* Most duplicate pages are shared with the other g1 VM at the end. */
+		cr_assert_geq(sharing, dup * 3 / 4, "vm %zu sharing %lld of %lld", i, sharing, dup);
+		cr_assert_geq(saved, dup * 3 / 4 * 2048, "vm %zu saved %lld", i, saved);
+		/* No pool page has a third sharer. */
+		cr_assert_leq(saved, sharing * 2048, "vm %zu saved %lld sharing %lld", i, saved,
+			      sharing);
+		/* The rewrites broke shares, and the pages were shared again. */
+		cr_assert_gt(path_int(vm, "dedup", "cow_breaks"), 0);
+		cr_assert_gt(path_int(vm, "dedup", "shared"), sharing);
+	}
+	vm = vm_at(&r, 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(vm, "dedup"), "group")),
+			 "g2");
+	cr_assert_eq(path_int(vm, "dedup", "shared"), 0);
+	cr_assert_eq(path_int(vm, "dedup", "sharing"), 0);
+	cr_assert_eq(path_int(vm, "dedup", "saved_bytes"), 0);
+	cr_assert_eq(path_int(vm, "dedup", "cow_breaks"), 0);
+	run_free(&r);
+}
+
 /* cpuburn's duty cycle shows up as ovc's run and halt time for the vCPU. */
 Test(vmm, cpuburn_duty, .timeout = 120)
 {
@@ -807,6 +874,14 @@ static struct bad_cli bad_clis[] = {
 	    "--save", "/tmp/x.img" }, "exactly one --vm" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--chaos", "100", "--restore", "/tmp/x.img" },
 	  "--chaos cannot run with --save or --restore" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=g/1" }, "dedup 'g/1' must be on, off" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=" }, "dedup '' must be on, off" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=g1", "--dedup-budget", "0" },
+	  "--dedup-budget '0' must be 1 to 1000" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,dedup=g1", "--dedup-budget", "1001" },
+	  "--dedup-budget '1001' must be 1 to 1000" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--dedup-budget", "100" },
+	  "--dedup-budget needs a --vm with dedup=" },
 };
 
 ParameterizedTestParameters(vmm, bad_command_line)

@@ -90,6 +90,27 @@ static int start_ctl(struct vmm *vmm)
  * Run until every guest exits; at --seconds or on SIGINT/SIGTERM ask the
  * guests to finish, give them --grace seconds, then stop what is left.
  */
+/* The host's page-sharing scanner, when any VM asked for dedup=. */
+static int setup_dedup(struct vmm *vmm)
+{
+	const struct vmm_opts *o = vmm->opts;
+	struct ovc_dedup_config cfg;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < o->nvms && !o->vms[i].dedup; i++)
+		;
+	if (i == o->nvms)
+		return 0;
+	ovc_dedup_config_init(&cfg);
+	if (o->dedup_budget)
+		cfg.cpu_permille = o->dedup_budget;
+	ret = ovc_host_dedup_setup(vmm->host, &cfg, true);
+	if (ret)
+		fprintf(stderr, "ovc-vmm: page sharing (dedup=): %s\n", strerror(-ret));
+	return ret;
+}
+
 static void run(struct vmm *vmm, int sfd)
 {
 	const struct vmm_opts *o = vmm->opts;
@@ -195,6 +216,9 @@ int main(int argc, char **argv)
 			goto out_vms;
 		}
 	}
+	ret = setup_dedup(&vmm);
+	if (ret)
+		goto out_vms;
 	for (i = 0; i < opts.nvms; i++) {
 		vmm.vms[i] = vmm_vm_new(&vmm, &opts.vms[i], i);
 		if (!vmm.vms[i])

@@ -34,6 +34,10 @@ void vmm_usage(FILE *out)
 "        estimates its working set by sampling 100 pages every MS ms.\n"
 "        cpu.shares=N, cpu.reservation=CPUS, cpu.limit=CPUS set the VM's CPU\n"
 "        policy (CPUS in physical CPUs, 1.5 = one and a half; see --cpusched).\n"
+"        dedup=GROUP lets the host's page-sharing scanner share the VM's pages\n"
+"        with the VMs of share group GROUP (1-63 characters of A-Za-z0-9_.-);\n"
+"        dedup=on shares them only within the VM itself; zero pages are\n"
+"        reclaimed either way (default off).\n"
 "  --host-mem SIZE     memory ovc may give to guest RAM (default: the machine's\n"
 "                      RAM); VMs may total up to %dx it (overcommit)\n"
 "  --seconds N         run N seconds, then ask every guest to finish (default:\n"
@@ -55,6 +59,8 @@ void vmm_usage(FILE *out)
 "  --cpusched B        schedule vCPUs by shares, reservations and limits, enforced\n"
 "                      by backend B: auto, cgroup2, cgroup1, affinity, throttle or\n"
 "                      none (ovc ticks every 100 ms then)\n"
+"  --dedup-budget PM   CPU the page-sharing scanner may use, in thousandths of\n"
+"                      one core, 1 to 1000 (default 20; only with dedup=)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --ctl PATH          serve the control socket (memctl) at PATH; 'off' for none\n"
 "                      (default $XDG_RUNTIME_DIR/ovc/ovc-vmm.sock, or\n"
@@ -304,6 +310,21 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 					key, val);
 				return -EINVAL;
 			}
+		} else if (!strcmp(key, "dedup")) {
+			if (!strcmp(val, "off")) {
+				vm->dedup = false;
+				vm->dedup_group[0] = '\0';
+			} else if (!strcmp(val, "on")) {
+				vm->dedup = true;
+				vm->dedup_group[0] = '\0';
+			} else if (valid_name(val) && strlen(val) <= OVC_DEDUP_GROUP_MAX) {
+				vm->dedup = true;
+				snprintf(vm->dedup_group, sizeof(vm->dedup_group), "%s", val);
+			} else {
+				fprintf(err, "ovc-vmm: --vm: dedup '%s' must be on, off or a group name of 1-63 characters of A-Za-z0-9_.-\n",
+					val);
+				return -EINVAL;
+			}
 		} else if (!strcmp(key, "zip") || !strcmp(key, "resident")) {
 			uint64_t *to = key[0] == 'z' ? &vm->zip : &vm->resident;
 
@@ -313,7 +334,7 @@ static int parse_vm(const char *spec, struct vmm_vm_spec *vm, FILE *err)
 				return -EINVAL;
 			}
 		} else {
-			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident, wss, cpu.shares, cpu.reservation, cpu.limit)\n",
+			fprintf(err, "ovc-vmm: --vm '%s': unknown key '%s' (name, mem, vcpus, guest, args, devices, balloon, zip, resident, wss, cpu.shares, cpu.reservation, cpu.limit, dedup)\n",
 				spec, key);
 			return -EINVAL;
 		}
@@ -381,6 +402,7 @@ enum {
 	OPT_VM = 256, OPT_HOST_MEM, OPT_SECONDS, OPT_GRACE, OPT_LOG_DIR, OPT_JSON,
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
 	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE, OPT_CTL, OPT_CPUSCHED,
+	OPT_DEDUP_BUDGET,
 };
 
 static const struct option long_opts[] = {
@@ -401,6 +423,7 @@ static const struct option long_opts[] = {
 	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "ctl", required_argument, NULL, OPT_CTL },
 	{ "cpusched", required_argument, NULL, OPT_CPUSCHED },
+	{ "dedup-budget", required_argument, NULL, OPT_DEDUP_BUDGET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -513,6 +536,14 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 			}
 			o->cpusched = optarg;
 			break;
+		case OPT_DEDUP_BUDGET:
+			if (parse_uint(optarg, 1000, &u) || u == 0) {
+				fprintf(err, "ovc-vmm: --dedup-budget '%s' must be 1 to 1000 thousandths of a core\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->dedup_budget = (unsigned int)u;
+			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {
 				fprintf(err, "ovc-vmm: --balloon-step '%s' is not a size of at least 4K\n",
@@ -567,6 +598,12 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 	}
 	if ((o->save || o->restore) && o->chaos_rate) {
 		fprintf(err, "ovc-vmm: --chaos cannot run with --save or --restore\n");
+		return -EINVAL;
+	}
+	for (i = 0; i < o->nvms && !o->vms[i].dedup; i++)
+		;
+	if (o->dedup_budget && i == o->nvms) {
+		fprintf(err, "ovc-vmm: --dedup-budget needs a --vm with dedup=\n");
 		return -EINVAL;
 	}
 	if (!o->host_mem)

@@ -296,6 +296,28 @@ static json_t *vm_json(struct vmm_vm *vm)
 		json_object_set_new(pj, "resident_max_pages", json_integer((json_int_t)vm->resident_max));
 		json_object_set_new(o, "pager", pj);
 	}
+	if (vm->spec->dedup) {
+		struct ovc_dedup_stats ds;
+		json_t *dj = json_object();
+
+		ovc_vm_get_dedup_stats(vm->ovc, &ds);
+		json_object_set_new(dj, "group", json_string(vm->spec->dedup_group[0] ?
+							      vm->spec->dedup_group : ""));
+#define D(f) json_object_set_new(dj, #f, json_integer((json_int_t)ds.f))
+		D(scanned);
+		D(unstable);
+		D(zero);
+		D(shared);
+		D(sharing);
+		D(saved_bytes);
+		D(cow_breaks);
+		D(busy);
+		D(budget_stops);
+		D(cpu_ns);
+		D(vmas);
+#undef D
+		json_object_set_new(o, "dedup", dj);
+	}
 	if (vm->spec->wss_ms) {
 		json_t *wj = json_object(), *hist;
 

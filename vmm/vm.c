@@ -219,6 +219,15 @@ struct vmm_vm *vmm_vm_new(struct vmm *vmm, const struct vmm_vm_spec *spec, unsig
 			goto err;
 		}
 	}
+	if (spec->dedup) {
+		ret = ovc_vm_set_dedup(vm->ovc, true);
+		if (!ret && spec->dedup_group[0])
+			ret = ovc_vm_set_dedup_group(vm->ovc, spec->dedup_group);
+		if (ret) {
+			vm_error(vm, "page sharing", ret);
+			goto err;
+		}
+	}
 	snprintf(vm->serial_path, sizeof(vm->serial_path), "%s/%s.serial.log",
 		 vmm->opts->log_dir, spec->name);
 	ret = vmm_serial_init(&vm->serial, vm->serial_path);

@@ -57,6 +57,8 @@ struct vmm_vm_spec {
 	uint64_t cpu_shares;			/* 0: the default */
 	double cpu_reservation;			/* physical CPUs */
 	double cpu_limit;			/* physical CPUs, 0: none */
+	bool dedup;				/* dedup=: the scanner shares its pages */
+	char dedup_group[OVC_DEDUP_GROUP_MAX + 1];	/* its share group ("": its own) */
 };
 
 /** struct vmm_opts - the command line */
@@ -78,6 +80,7 @@ struct vmm_opts {
 	const char *restore;		/* --restore: image the VM starts from */
 	const char *ctl;		/* --ctl: NULL for the default, "off" */
 	const char *cpusched;		/* CPU scheduler backend, NULL: no scheduler */
+	unsigned int dedup_budget;	/* scanner CPU, thousandths of a core (0: default) */
 	bool quiet;
 };
 
