@@ -601,6 +601,88 @@ Test(vmm, wss_estimates_memtouch, .timeout = 120)
 	run_free(&r);
 }
 
+/* The mean of the last third of a --memsched history, in bytes. */
+static double ms_tail_mean(json_t *vm, const char *key)
+{
+	json_t *h = json_object_get(json_object_get(vm, "memsched"), key);
+	size_t i, n = json_array_size(h), from = n - n / 3;
+	double sum = 0;
+
+	cr_assert_geq(n, 6, "only %zu seconds of %s", n, key);
+	for (i = from; i < n; i++)
+		sum += (double)json_integer_value(json_array_get(h, i));
+	return sum / (double)(n - from);
+}
+
+/*
+ * Overcommit under the memory scheduler: three 64M VMs on a 96M budget,
+ * each with a balloon, a pager and working-set sampling. Their memtouch
+ * working sets are 32M with 10 %, 40 % and 80 % of it hot; the last two move
+ * their hot window along every 5 s, so the pages they leave go idle and the
+ * ones they reach must come back. The targets must rank as the working sets
+ * do, each VM must keep its hot pages, the VMs together must hold about the
+ * budget, and no page may be lost.
+ */
+Test(vmm, memsched_overcommit, .timeout = 120)
+{
+	const char *args[] = {
+		"--host-mem", "96M", "--memsched", "--seconds", "24",
+		"--vm", "name=small,mem=64M,vcpus=2,guest=memtouch,devices=balloon,zip=16M,"
+			"wss=500,args=balloon=on size=32M hot=10 hot-access=100 pattern=seq",
+		"--vm", "name=mid,mem=64M,vcpus=2,guest=memtouch,devices=balloon,zip=16M,"
+			"wss=500,args=balloon=on size=32M hot=40 hot-access=100 pattern=seq shift=5",
+		"--vm", "name=big,mem=64M,vcpus=2,guest=memtouch,devices=balloon,zip=16M,"
+			"wss=500,args=balloon=on size=32M hot=80 hot-access=100 pattern=seq shift=5",
+		NULL,
+	};
+	static const double hot_mib[] = { 3.2, 12.8, 25.6 };
+	const double mib = 1 << 20, budget = 96 * mib;
+	double target[3], held[3], held_sum = 0;
+	json_t *ms;
+	struct run r;
+	size_t i;
+
+	need_kvm();
+	vmm_run(&r, args, 100, 0);
+	cr_assert_eq(r.status, 0, "exit %d; stderr: %s", r.status, r.err);
+	ms = json_object_get(r.json, "memsched");
+	cr_assert_not_null(ms, "no memsched in the summary");
+	cr_assert_gt(path_int(r.json, "memsched", "ticks"), 40);
+	cr_assert_gt(path_int(r.json, "memsched", "balloon_sets") +
+		     path_int(r.json, "memsched", "paged"), 0, "nothing was reclaimed");
+	for (i = 0; i < 3; i++) {
+		json_t *vm = vm_at(&r, i);
+
+		assert_vm_ok(&r, vm);
+		cr_assert_eq(report(vm, "corrupt"), 0);
+		cr_assert_eq(report(vm, "errors"), 0);
+		cr_assert_gt(report(vm, "accesses"), 1000);
+		cr_assert_eq(path_int(vm, "pager", "store_errors"), 0);
+		cr_assert_eq(path_int(json_object_get(vm, "mem"), "faults", "error"), 0);
+		target[i] = ms_tail_mean(vm, "target_history");
+		held[i] = ms_tail_mean(vm, "held_history");
+		held_sum += held[i];
+		cr_log_info("vm %s: hot %.1f MiB, wss %.3f; last third: target %.1f MiB, "
+			    "held %.1f MiB; target max %.1f MiB",
+			    json_string_value(json_object_get(vm, "name")), hot_mib[i],
+			    json_real_value(json_object_get(json_object_get(vm, "wss"), "active_frac")),
+			    target[i] / mib, held[i] / mib,
+			    (double)path_int(vm, "memsched", "target_max_bytes") / mib);
+		/* A VM keeps what it uses: its hot pages stay entitled and resident. */
+		cr_assert_geq(target[i], hot_mib[i] * mib, "vm %zu: target %.1f MiB", i, target[i] / mib);
+		cr_assert_geq(held[i], 0.7 * hot_mib[i] * mib, "vm %zu: held %.1f MiB", i, held[i] / mib);
+	}
+	/* The targets rank as the working sets do. */
+	cr_assert_gt(target[2], target[0] + 8 * mib, "big %.1f MiB, small %.1f MiB",
+		     target[2] / mib, target[0] / mib);
+	cr_assert_gt(target[1], target[0], "mid %.1f MiB, small %.1f MiB",
+		     target[1] / mib, target[0] / mib);
+	/* Together they hold about the budget, not the 192M they were given. */
+	cr_log_info("held %.1f MiB of a %.0f MiB budget", held_sum / mib, budget / mib);
+	cr_assert_leq(held_sum, 1.10 * budget, "held %.1f MiB", held_sum / mib);
+	run_free(&r);
+}
+
 /* A directory for images that outlives one ovc-vmm run. */
 static void image_dir(char *dir, size_t len, char *img, size_t imglen)
 {
@@ -785,6 +867,8 @@ static struct bad_cli bad_clis[] = {
 	  "two VMs are named 'a'" },
 	{ { "--vm", "name=a,mem=16G,guest=memtouch", "--host-mem", "1G" },
 	  "more than 4x the host memory" },
+	{ { "--vm", "name=a,mem=8M,guest=memtouch,zip=4M,resident=4M", "--memsched" },
+	  "drop resident=" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--host-mem", "1000T" },
 	  "more than this machine's" },
 	{ { "--vm", "name=a,mem=8M,guest=memtouch", "--seconds", "soon" },
