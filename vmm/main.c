@@ -200,6 +200,8 @@ int main(int argc, char **argv)
 	cfg.log_level = OVC_LOG_WARN;
 	if (opts.cpusched)
 		cfg.tick_ms = 100;	/* demand measured and budgets set ten times a second */
+	else if (opts.memsched)
+		cfg.tick_ms = 250;	/* targets follow working sets sampled every few seconds */
 	vmm.host = ovc_host_new(&cfg);
 	if (!vmm.host) {
 		fprintf(stderr, "ovc-vmm: ovc_host_new: %s\n", strerror(errno));
@@ -219,6 +221,18 @@ int main(int argc, char **argv)
 	ret = setup_dedup(&vmm);
 	if (ret)
 		goto out_vms;
+	if (opts.memsched) {
+		struct ovc_memsched_config ms;
+
+		ovc_thread_register();	/* the main loop reads the snapshots */
+		ovc_memsched_config_init(&ms);
+		ms.budget_bytes = opts.host_mem;
+		ret = ovc_host_set_memsched(vmm.host, &ms);
+		if (ret) {
+			fprintf(stderr, "ovc-vmm: --memsched: %s\n", strerror(-ret));
+			goto out_vms;
+		}
+	}
 	for (i = 0; i < opts.nvms; i++) {
 		vmm.vms[i] = vmm_vm_new(&vmm, &opts.vms[i], i);
 		if (!vmm.vms[i])
@@ -271,6 +285,8 @@ out_vms:
 	}
 	if (vmm.host && ovc_host_destroy(vmm.host))
 		fprintf(stderr, "ovc-vmm: host not torn down cleanly\n");
+	if (vmm.host && opts.memsched)
+		ovc_thread_unregister();
 out:
 	if (sfd >= 0)
 		close(sfd);

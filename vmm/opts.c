@@ -61,6 +61,11 @@ void vmm_usage(FILE *out)
 "                      none (ovc ticks every 100 ms then)\n"
 "  --dedup-budget PM   CPU the page-sharing scanner may use, in thousandths of\n"
 "                      one core, 1 to 1000 (default 20; only with dedup=)\n"
+"  --memsched          let the memory scheduler share --host-mem among the VMs:\n"
+"                      shares per active page with the idle tax, balloons then\n"
+"                      pagers take memory back (ovc ticks every 250 ms; VMs\n"
+"                      want devices=balloon, zip= and wss=; no balloon= or\n"
+"                      resident= then)\n"
 "  --guest-dir DIR     where guests are looked up by name\n"
 "  --ctl PATH          serve the control socket (memctl) at PATH; 'off' for none\n"
 "                      (default $XDG_RUNTIME_DIR/ovc/ovc-vmm.sock, or\n"
@@ -403,6 +408,7 @@ enum {
 	OPT_CHAOS, OPT_SEED, OPT_FAULT_THREADS, OPT_GUEST_DIR, OPT_QUIET, OPT_HELP,
 	OPT_BALLOON_STEP, OPT_SWAP_DIR, OPT_SAVE, OPT_RESTORE, OPT_CTL, OPT_CPUSCHED,
 	OPT_DEDUP_BUDGET,
+	OPT_MEMSCHED,
 };
 
 static const struct option long_opts[] = {
@@ -424,6 +430,7 @@ static const struct option long_opts[] = {
 	{ "ctl", required_argument, NULL, OPT_CTL },
 	{ "cpusched", required_argument, NULL, OPT_CPUSCHED },
 	{ "dedup-budget", required_argument, NULL, OPT_DEDUP_BUDGET },
+	{ "memsched", no_argument, NULL, OPT_MEMSCHED },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -544,6 +551,9 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 			}
 			o->dedup_budget = (unsigned int)u;
 			break;
+		case OPT_MEMSCHED:
+			o->memsched = true;
+			break;
 		case OPT_BALLOON_STEP:
 			if (vmm_parse_size(optarg, &o->balloon_step) || o->balloon_step < 4096) {
 				fprintf(err, "ovc-vmm: --balloon-step '%s' is not a size of at least 4K\n",
@@ -609,6 +619,15 @@ int vmm_parse_args(int argc, char **argv, struct vmm_opts *o, FILE *err)
 	if (!o->host_mem)
 		o->host_mem = machine;
 	for (i = 0; i < o->nvms; i++) {
+		if (o->memsched && (o->vms[i].nballoon || o->vms[i].resident)) {
+			fprintf(err, "ovc-vmm: vm %s: --memsched sets balloons and resident sizes itself; drop %s=\n",
+				o->vms[i].name, o->vms[i].nballoon ? "balloon" : "resident");
+			return -EINVAL;
+		}
+		if (o->memsched && (o->save || o->restore)) {
+			fprintf(err, "ovc-vmm: --memsched cannot run with --save or --restore\n");
+			return -EINVAL;
+		}
 		if (o->vms[i].zip && o->chaos_rate) {
 			fprintf(err, "ovc-vmm: vm %s: --chaos brings its own stores; it cannot run with a pager\n",
 				o->vms[i].name);

@@ -338,6 +338,21 @@ static json_t *vm_json(struct vmm_vm *vm)
 		json_object_set_new(wj, "history", hist);
 		json_object_set_new(o, "wss", wj);
 	}
+	if (vm->vmm->opts->memsched) {
+		json_t *mj = json_object(), *th = json_array(), *hh = json_array();
+
+		json_object_set_new(mj, "target_bytes", json_integer((json_int_t)vm->ms_target));
+		json_object_set_new(mj, "target_max_bytes", json_integer((json_int_t)vm->ms_target_max));
+		json_object_set_new(mj, "held_bytes", json_integer((json_int_t)vm->ms_held));
+		json_object_set_new(mj, "held_max_bytes", json_integer((json_int_t)vm->ms_held_max));
+		for (i = 0; i < vm->ms_samples; i++) {
+			json_array_append_new(th, json_integer((json_int_t)vm->ms_target_history[i]));
+			json_array_append_new(hh, json_integer((json_int_t)vm->ms_held_history[i]));
+		}
+		json_object_set_new(mj, "target_history", th);
+		json_object_set_new(mj, "held_history", hh);
+		json_object_set_new(o, "memsched", mj);
+	}
 	if (vm->chaos) {
 		json_t *c = json_object();
 
@@ -364,6 +379,20 @@ int vmm_write_json(struct vmm *vmm, const char *path)
 		json_array_append_new(vms, vm_json(vmm->vms[i]));
 	json_object_set_new(root, "vms", vms);
 	json_object_set_new(root, "host_mem_bytes", json_integer((json_int_t)vmm->opts->host_mem));
+	if (vmm->opts->memsched) {
+		struct ovc_memsched_status st;
+		json_t *mj = json_object();
+
+		if (!ovc_host_get_memsched(vmm->host, NULL, &st)) {
+			json_object_set_new(mj, "state", json_string(ovc_mem_state_name(st.state)));
+			json_object_set_new(mj, "ticks", json_integer((json_int_t)st.ticks));
+			json_object_set_new(mj, "balloon_sets", json_integer((json_int_t)st.balloon_sets));
+			json_object_set_new(mj, "paged", json_integer((json_int_t)st.paged));
+			json_object_set_new(mj, "errors", json_integer((json_int_t)st.errors));
+			json_object_set_new(mj, "plan_ns_max", json_integer((json_int_t)st.plan_ns_max));
+		}
+		json_object_set_new(root, "memsched", mj);
+	}
 	if (!strcmp(path, "-")) {
 		if (json_dumpf(root, stdout, JSON_INDENT(2)) || fputc('\n', stdout) == EOF)
 			ret = -EIO;

@@ -311,6 +311,42 @@ bool vmm_vm_running(struct vmm_vm *vm)
 	return r;
 }
 
+/*
+ * --memsched: the scheduler's target for the VM and what it holds (resident
+ * plus compressed), from the last snapshot, while the guest runs; a history
+ * entry a second. Main thread (registered for snapshot reads).
+ */
+static void sample_memsched(struct vmm_vm *vm)
+{
+	const struct ovc_guest_boot *boot = vmm_gpa(vm, OVC_GUEST_BOOT_GPA, sizeof(*boot));
+	const struct ovc_stats_snapshot *snap;
+	const struct ovc_vm_snap *v;
+	uint64_t now = vmm_now_ns();
+
+	if (!vmm_vm_running(vm) || __atomic_load_n(&boot->stop, __ATOMIC_ACQUIRE))
+		return;
+	snap = ovc_stats_read_lock(vm->vmm->host);
+	v = snap ? ovc_stats_find_vm(snap, vm->spec->name) : NULL;
+	if (v && v->targets.mem_target_bytes) {
+		vm->ms_target = v->targets.mem_target_bytes;
+		vm->ms_held = v->mem.pages[OVC_PAGE_RESIDENT] * OVC_PAGE_SIZE +
+			      (v->has_pager ? v->pager.zip_bytes : 0);
+		if (vm->ms_target > vm->ms_target_max)
+			vm->ms_target_max = vm->ms_target;
+		if (vm->ms_held > vm->ms_held_max)
+			vm->ms_held_max = vm->ms_held;
+		if (now >= vm->ms_next_ns) {
+			if (vm->ms_samples < sizeof(vm->ms_target_history) / sizeof(vm->ms_target_history[0])) {
+				vm->ms_target_history[vm->ms_samples] = vm->ms_target;
+				vm->ms_held_history[vm->ms_samples] = vm->ms_held;
+				vm->ms_samples++;
+			}
+			vm->ms_next_ns = now + 1000000000ULL;
+		}
+	}
+	ovc_stats_read_unlock(vm->vmm->host);
+}
+
 /* How much host memory the VM's RAM holds, and the balloon's size, now. Main thread. */
 void vmm_vm_sample(struct vmm_vm *vm)
 {
@@ -339,6 +375,8 @@ void vmm_vm_sample(struct vmm_vm *vm)
 			vm->wss = w;
 		}
 	}
+	if (vm->vmm->opts->memsched)
+		sample_memsched(vm);
 }
 
 /* Ask the guest to finish: it polls boot->stop. Called from the main thread. */

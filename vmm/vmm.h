@@ -82,6 +82,7 @@ struct vmm_opts {
 	const char *cpusched;		/* CPU scheduler backend, NULL: no scheduler */
 	unsigned int dedup_budget;	/* scanner CPU, thousandths of a core (0: default) */
 	bool quiet;
+	bool memsched;			/* --memsched: the memory scheduler, budget host_mem */
 };
 
 /** struct vmm_serial - a write-only 16550 at 0x3f8, logged to a file */
@@ -175,6 +176,13 @@ struct vmm_vm {
 	struct saved_vm *restored;		/* --restore: the machine state read */
 	uint64_t restore_t0;			/* when the restore began */
 	bool resident_reported;			/* the fully-resident line was printed */
+	/* --memsched, sampled by the main thread while the guest runs: */
+	uint64_t ms_target, ms_target_max;	/* the scheduler's memory target */
+	uint64_t ms_held, ms_held_max;		/* resident plus compressed bytes */
+	uint64_t ms_samples;			/* seconds recorded in the histories */
+	uint64_t ms_next_ns;			/* when the next history entry is due */
+	uint64_t ms_target_history[128];	/* one a second */
+	uint64_t ms_held_history[128];
 
 	pthread_mutex_t lock;		/* protects state, exit_code, why, reports */
 	enum vmm_vm_state state;
