@@ -16,6 +16,7 @@
 
 #include <ovc/ovc.h>
 
+#include "core/core-internal.h"
 #include "harness.h"
 #include "scenarios.h"
 
@@ -68,16 +69,6 @@ struct fair {
 	char cg[256];		/* the run's cpu group, "" without one */
 	char sub[MAX_VMS][300];	/* the CFS peer's groups */
 };
-
-static uint64_t thread_cpu_ns(pid_t tid)
-{
-	clockid_t cid = (clockid_t)((~(unsigned int)tid) << 3) | 6;
-	struct timespec ts;
-
-	if (clock_gettime(cid, &ts))
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void *burn(void *p)
 {
@@ -179,7 +170,7 @@ static int measure(struct ovcb *b, struct fair *f, unsigned int windows, double 
 		t0 = ovcb_now_ns();
 		for (i = 0; i < f->nvms; i++)
 			for (j = 0, c0[i] = 0; j < f->nvcpus; j++)
-				c0[i] += thread_cpu_ns(f->vms[i].tid[j]);
+				c0[i] += ovc__thread_cpu_ns(f->vms[i].tid[j]);
 		if (ovcb_sleep_ms(b, 1000))
 			return -EINTR;
 		t1 = ovcb_now_ns();
@@ -187,7 +178,7 @@ static int measure(struct ovcb *b, struct fair *f, unsigned int windows, double 
 			uint64_t c = 0;
 
 			for (j = 0; j < f->nvcpus; j++)
-				c += thread_cpu_ns(f->vms[i].tid[j]);
+				c += ovc__thread_cpu_ns(f->vms[i].tid[j]);
 			got[w][i] = (double)(c - c0[i]) / (double)(t1 - t0);
 		}
 	}

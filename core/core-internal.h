@@ -47,6 +47,9 @@ void ovc__log(const struct ovc_log *log, int level, const char *fmt, ...);
 
 uint64_t ovc__now_ns(void);
 
+/* CPU time a thread of this process has run, by tid (0 if it is gone). */
+uint64_t ovc__thread_cpu_ns(pid_t tid);
+
 /*
  * Log2 latency histograms: bucket i counts times in [2^i, 2^(i+1)) ns, the
  * last bucket everything above. The quantile interpolates inside a bucket;

@@ -43,6 +43,17 @@ uint64_t ovc__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t ovc__thread_cpu_ns(pid_t tid)
+{
+	/* The kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED). */
+	clockid_t cid = (clockid_t)((~(unsigned int)tid) << 3) | 6;
+	struct timespec ts;
+
+	if (clock_gettime(cid, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 bool ovc__page_is_zero(const void *page)
 {
 	const uint64_t *w = page;

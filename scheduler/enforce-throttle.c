@@ -59,17 +59,6 @@ static int probe(const struct ovc_cpusched_config *cfg, char *why, size_t len)
 	return 0;
 }
 
-/* The CPU clock of a thread of this process, by tid (the kernel's MAKE_THREAD_CPUCLOCK). */
-static uint64_t thread_cpu_ns(pid_t tid)
-{
-	clockid_t cid = (clockid_t)((~(unsigned int)tid) << 3) | 6;
-	struct timespec ts;
-
-	if (clock_gettime(cid, &ts))
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static struct budget *find(struct thr *t, uint64_t id)
 {
 	unsigned int i;
@@ -115,7 +104,7 @@ static uint64_t pass(struct thr *t, bool refill)
 		if (!b)
 			continue;
 		cds_list_for_each_entry(v, &vm->vcpus, node) {
-			uint64_t now = thread_cpu_ns(v->tid);
+			uint64_t now = ovc__thread_cpu_ns(v->tid);
 
 			if (!v->thr_clock0 || now < v->thr_clock0)
 				v->thr_clock0 = now;	/* new here: charged from now */

@@ -33,16 +33,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static uint64_t thread_cpu_ns(pid_t tid)
-{
-	clockid_t cid = (clockid_t)((~(unsigned int)tid) << 3) | 6;
-	struct timespec ts;
-
-	if (clock_gettime(cid, &ts))
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static struct ovc_cpu_claim claim(double shares, double res, double limit, double demand)
 {
 	struct ovc_cpu_claim c = { shares, res, limit, demand };
@@ -853,7 +843,7 @@ static uint64_t vm_cpu_ns(struct live *l, unsigned int i)
 	unsigned int j;
 
 	for (j = 0; j < LIVE_VCPUS; j++)
-		s += thread_cpu_ns(l->b[i][j].tid);
+		s += ovc__thread_cpu_ns(l->b[i][j].tid);
 	return s;
 }
 
