@@ -943,3 +943,14 @@ uint64_t ovcb_quantile_u64(uint64_t *v, size_t n, double q)
 	i = (size_t)((double)n * q);
 	return v[i < n ? i : n - 1];
 }
+
+const char *ovcb_swap_peer_missing(char *memcg_root, size_t size)
+{
+	if (geteuid() != 0)
+		return "not root";
+	if (access(OVCB_ZSWAP_DIR "enabled", W_OK))
+		return "no zswap (/sys/module/zswap/parameters)";
+	if (ovcb_cgroup_root("memory", memcg_root, size))
+		return "no cgroup v1 memory controller mounted";
+	return NULL;
+}

@@ -256,6 +256,18 @@ int ovcb_write_str(const char *path, const char *s);
 /** ovcb_cgroup_root() - the mount point of cgroup v1 @controller. Return: 0 or -ENOENT */
 int ovcb_cgroup_root(const char *controller, char *out, size_t size);
 
+/** Where zswap's parameters live. */
+#define OVCB_ZSWAP_DIR "/sys/module/zswap/parameters/"
+
+/**
+ * ovcb_swap_peer_missing() - why the kernel swap/zswap peers cannot run here
+ * @memcg_root: set to the cgroup v1 memory mount point when they can
+ * @size: its size
+ *
+ * Return: NULL when they can (root, zswap, a memory cgroup), else a reason.
+ */
+const char *ovcb_swap_peer_missing(char *memcg_root, size_t size);
+
 /** ovcb_vmstat() - one counter of /proc/vmstat, -1 when absent */
 int64_t ovcb_vmstat(const char *key);
 

@@ -35,7 +35,7 @@
 
 #define PAGE OVC_PAGE_SIZE
 #define MiB (1ULL << 20)
-#define ZSWAP_DIR "/sys/module/zswap/parameters/"
+#define ZSWAP_DIR OVCB_ZSWAP_DIR
 #define PAGE_CLUSTER "/proc/sys/vm/page-cluster"
 #define PAGEMAP_SWAPPED (1ULL << 62)
 #define PAGEMAP_PRESENT (1ULL << 63)
@@ -561,15 +561,10 @@ static int run_peers(struct bench *b)
 	uint64_t swap_pages = b->npages * 2 + 1024;
 	unsigned int mark = ovcb_restore_mark(b->ob);
 	char cur[64], swap_path[PATH_MAX], root[PATH_MAX];
-	const char *why = NULL;
+	const char *why;
 	int ret;
 
-	if (geteuid() != 0)
-		why = "not root";
-	else if (access(ZSWAP_DIR "enabled", W_OK))
-		why = "no zswap (/sys/module/zswap/parameters)";
-	else if (ovcb_cgroup_root("memory", root, sizeof(root)))
-		why = "no cgroup v1 memory controller mounted";
+	why = ovcb_swap_peer_missing(root, sizeof(root));
 	if (why) {
 		strf(b->zswap.skip, sizeof(b->zswap.skip), "%s", why);
 		strf(b->swap.skip, sizeof(b->swap.skip), "%s", why);

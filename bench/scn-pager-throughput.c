@@ -26,7 +26,7 @@
 
 #define PAGE OVC_PAGE_SIZE
 #define MiB (1ULL << 20)
-#define ZSWAP_DIR "/sys/module/zswap/parameters/"
+#define ZSWAP_DIR OVCB_ZSWAP_DIR
 #define MAX_WINDOWS 600
 
 const char ovcb_scn_pager_throughput_help[] =
@@ -537,15 +537,10 @@ static int run_peers(struct tp *t)
 {
 	unsigned int mark = ovcb_restore_mark(t->ob);
 	char swap_path[PATH_MAX], root[PATH_MAX];
-	const char *why = NULL;
+	const char *why;
 	int ret;
 
-	if (geteuid() != 0)
-		why = "not root";
-	else if (access(ZSWAP_DIR "enabled", W_OK))
-		why = "no zswap (/sys/module/zswap/parameters)";
-	else if (ovcb_cgroup_root("memory", root, sizeof(root)))
-		why = "no cgroup v1 memory controller mounted";
+	why = ovcb_swap_peer_missing(root, sizeof(root));
 	if (why) {
 		strf(t->zswap.skip, sizeof(t->zswap.skip), "%s", why);
 		strf(t->swap.skip, sizeof(t->swap.skip), "%s", why);
