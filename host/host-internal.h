@@ -27,24 +27,11 @@ typedef void (*ovc_tick_fn)(struct ovc_host *host, void *opaque);
 
 #define OVC_HOST_MAX_TICK_HOOKS 8
 
-/**
- * struct ovc_vm_tick - what the manager folded for one VM on its last tick
- * @at_ns: CLOCK_MONOTONIC time of the fold
- * @mem: the counters then
- * @faults_per_sec: served faults per second over the last tick
- */
-struct ovc_vm_tick {
-	uint64_t at_ns;
-	struct ovc_mem_stats mem;
-	double faults_per_sec;
-};
-
 struct ovc_vm {
 	struct ovc_host *host;
 	struct cds_list_head node;	/* in host->vms, under host->lock */
 	char name[64];
 	struct ovc_ram *ram;
-	struct ovc_vm_tick tick;	/* under host->lock */
 	struct cds_list_head vcpus;	/* struct ovc_vcpu by index, under host->lock */
 	unsigned int nvcpus;		/* under host->lock */
 	struct ovc_balloon *balloon;	/* under host->lock */
@@ -97,7 +84,7 @@ struct ovc_vcpu {
  *
  * Locks: @tick_lock serializes whole ticks (the manager's and ones run by
  * hand), so the snapshot has one writer at a time; it is taken before @lock.
- * @lock protects @vms, @nvms, each VM's @tick and the tick hooks; it is
+ * @lock protects @vms, @nvms, the VMs' tick state and the tick hooks; it is
  * taken before any VM's RAM lock. @mgr_lock with @mgr_cond only paces and
  * stops the manager thread; nothing is taken inside it.
  */
@@ -166,8 +153,6 @@ int ovc__vm_set_policy_locked(struct ovc_vm *vm, const struct ovc_vm_policy *p,
 int ovc__cpusched_admit(struct ovc_host *host, struct ovc_vm *vm,
 			const struct ovc_vm_policy *p);
 
-/* Copy out what the last tick folded for @vm. Takes host->lock. */
-void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out);
 
 /*
  * The memory scheduler's admission check for a new policy of @vm: 0, or

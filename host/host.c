@@ -39,26 +39,6 @@ static unsigned int count_cpus(void)
 	return (unsigned int)CPU_COUNT(&set);
 }
 
-static void fold_vm(struct ovc_vm *vm, uint64_t now)
-{
-	struct ovc_vm_tick *t = &vm->tick;
-	uint64_t before = 0, after = 0;
-	struct ovc_mem_stats st;
-	int k;
-
-	ovc__ram_get_stats(vm->ram, &st);
-	for (k = 0; k < OVC_FAULT_NR_KINDS; k++) {
-		if (k == OVC_FAULT_WAIT || k == OVC_FAULT_SPURIOUS)
-			continue;
-		before += t->mem.faults[k];
-		after += st.faults[k];
-	}
-	t->faults_per_sec = t->at_ns && now > t->at_ns ?
-		(double)(after - before) * 1e9 / (double)(now - t->at_ns) : 0.0;
-	t->mem = st;
-	t->at_ns = now;
-}
-
 /* Called with host->lock held. */
 static void snap_vm(struct ovc_vm *vm, struct ovc_vm_snap *v, struct ovc_vcpu_snap *c)
 {
@@ -68,7 +48,7 @@ static void snap_vm(struct ovc_vm *vm, struct ovc_vm_snap *v, struct ovc_vcpu_sn
 
 	snprintf(v->name, sizeof(v->name), "%s", vm->name);
 	v->id = vm->id;
-	v->mem = vm->tick.mem;
+	ovc__ram_get_stats(vm->ram, &v->mem);
 	if (vm->balloon)
 		v->has_balloon = !ovc_balloon_get_stats(vm->balloon, &v->balloon);
 	if (vm->pager)
@@ -129,8 +109,6 @@ void ovc__host_tick(struct ovc_host *host)
 
 	pthread_mutex_lock(&host->tick_lock);
 	pthread_mutex_lock(&host->lock);
-	cds_list_for_each_entry(vm, &host->vms, node)
-		fold_vm(vm, now);
 	snap = take_snapshot(host, now);
 	cds_list_for_each_entry(vm, &host->vms, node) {
 		if (vm->balloon)
@@ -478,13 +456,6 @@ OVC_EXPORT int ovc_vm_page_state(struct ovc_vm *vm, uint64_t gpa, int *busy)
 	if (busy)
 		*busy = !!(e & OVC_PTE_BUSY);
 	return (int)ovc__pte_state(e);
-}
-
-void ovc__vm_last_tick(struct ovc_vm *vm, struct ovc_vm_tick *out)
-{
-	pthread_mutex_lock(&vm->host->lock);
-	*out = vm->tick;
-	pthread_mutex_unlock(&vm->host->lock);
 }
 
 OVC_EXPORT struct ovc_balloon *ovc_vm_add_balloon(struct ovc_vm *vm,

@@ -545,9 +545,30 @@ Test(host, vm_names, .init = setup, .fini = teardown, .timeout = 10)
 /* ------------------------------------------------------------------------ */
 /* The manager thread */
 
+/* What the last published snapshot says of VM @name (zeros before it appears). */
+struct last_tick {
+	uint64_t at_ns;
+	struct ovc_mem_stats mem;
+	double faults_per_sec;
+};
+
+static void last_tick(struct ovc_host *h, const char *name, struct last_tick *out)
+{
+	const struct ovc_stats_snapshot *s = ovc_stats_read_lock(h);
+	const struct ovc_vm_snap *v = ovc_stats_find_vm(s, name);
+
+	memset(out, 0, sizeof(*out));
+	if (v) {
+		out->at_ns = s->at_ns;
+		out->mem = v->mem;
+		out->faults_per_sec = v->faults_per_sec;
+	}
+	ovc_stats_read_unlock(h);
+}
+
 Test(host, ticks, .init = setup_fast_tick, .fini = teardown, .timeout = 10)
 {
-	struct ovc_vm_tick last;
+	struct last_tick last;
 	struct ovc_mem_stats st;
 	uint64_t deadline, t0;
 	struct ovc_vm *vm;
@@ -569,12 +590,14 @@ Test(host, ticks, .init = setup_fast_tick, .fini = teardown, .timeout = 10)
 	settle(vm, 10, &st);
 
 	deadline = now_ms() + SETTLE_MS;
+	ovc_thread_register();
 	do {
-		ovc__vm_last_tick(vm, &last);
+		last_tick(host, "ticked", &last);
 		if (last.mem.faults[OVC_FAULT_ZERO] == 10)
 			break;
 		sleep_ms(1);
 	} while (now_ms() < deadline);
+	ovc_thread_unregister();
 	cr_assert_eq(last.mem.faults[OVC_FAULT_ZERO], 10);
 	cr_assert_eq(last.mem.pages[OVC_PAGE_RESIDENT], 10);
 	cr_assert_eq(last.mem.ram_bytes, 4 * MiB);
@@ -587,7 +610,7 @@ Test(host, ticks, .init = setup_fast_tick, .fini = teardown, .timeout = 10)
 /* A tick run by hand folds what is there now, with no manager involved. */
 Test(host, tick_by_hand, .init = setup, .fini = teardown, .timeout = 10)
 {
-	struct ovc_vm_tick last;
+	struct last_tick last;
 	struct ovc_mem_stats st;
 	struct ovc_vm *vm;
 	uint64_t ticks;
@@ -595,7 +618,8 @@ Test(host, tick_by_hand, .init = setup, .fini = teardown, .timeout = 10)
 
 	vm = ovc_vm_new(host, "hand");
 	cr_assert_not_null(vm, "ovc_vm_new: %s", strerror(errno));
-	ovc__vm_last_tick(vm, &last);
+	ovc_thread_register();
+	last_tick(host, "hand", &last);
 	cr_assert_eq(last.at_ns, 0);
 	cr_assert_eq(ovc_vm_add_ram(vm, 0, 4 * MiB, &hva), 0);
 	write_page(hva, 3, tag(0, 3));
@@ -603,11 +627,10 @@ Test(host, tick_by_hand, .init = setup, .fini = teardown, .timeout = 10)
 	settle(vm, 2, &st);
 
 	ticks = ovc_host_ticks(host);
-	ovc_thread_register();
 	ovc__host_tick(host);
-	ovc_thread_unregister();
 	cr_assert_geq(ovc_host_ticks(host), ticks + 1);
-	ovc__vm_last_tick(vm, &last);
+	last_tick(host, "hand", &last);
+	ovc_thread_unregister();
 	cr_assert_eq(last.mem.faults[OVC_FAULT_ZERO], 2);
 	cr_assert_eq(last.mem.pages[OVC_PAGE_RESIDENT], 2);
 	cr_assert_eq(last.mem.pages[OVC_PAGE_ZERO], 4 * MiB / OVC_PAGE_SIZE - 2);

@@ -355,6 +355,13 @@ struct ovc_cpu_enforce_ops {
 	void (*close)(void *state);
 };
 
+/*
+ * The backends, for struct ovc_cpusched_config or ovc_cpu_enforce_find():
+ * cgroup v2 (cpu.weight, cpu.max, cpuset.cpus), cgroup v1 (cpu.shares,
+ * cfs_quota/period, cpuset.cpus), affinity (sched_setaffinity only,
+ * unprivileged) and throttle (in-process: parks vCPUs over their budget and
+ * kicks them out of KVM_RUN). Each method's context is on the struct above.
+ */
 OVC_EXPORT extern const struct ovc_cpu_enforce_ops ovc_cpu_enforce_cgroup2;
 OVC_EXPORT extern const struct ovc_cpu_enforce_ops ovc_cpu_enforce_cgroup1;
 OVC_EXPORT extern const struct ovc_cpu_enforce_ops ovc_cpu_enforce_affinity;
